@@ -1,0 +1,252 @@
+"""Write a batch of run documents to the consolidated tables, and in sync mode to the legacy
+tables through the projection, in one transaction.
+
+The batch is written with a fixed number of set-based statements whatever its size: stored
+rows are read once, merged in Python (`documents.merge`), and only rows that changed are
+written back with `INSERT ... SELECT FROM jsonb_to_recordset(...) ON CONFLICT`.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import orjson
+from django.db import OperationalError, connection, transaction
+
+from telemetry import locks
+from telemetry.ingest.documents import (
+    RUN_COLUMNS,
+    RUN_DEFAULTS,
+    STEP_COLUMNS,
+    STEP_DEFAULTS,
+    PreparedRun,
+    Rejected,
+    merge,
+    prepare,
+)
+from telemetry.models import ApiKey, Organization
+from telemetry.projection import project_runs
+
+log = logging.getLogger(__name__)
+
+JSONB_COLUMNS = {name for name, kind in {**RUN_COLUMNS, **STEP_COLUMNS}.items() if kind == "jsonb"}
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock, serialization failure
+
+
+@dataclass
+class RunResult:
+    index: int
+    run_id: str | None
+    status: str  # created, updated, unchanged, rejected
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "run_id": self.run_id, "status": self.status}
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+def ingest_runs(org: Organization, api_key: ApiKey | None, raw_runs: list[Any]) -> list[RunResult]:
+    """Validate and write a batch of run documents; one result per document, in order."""
+    results: list[RunResult | None] = [None] * len(raw_runs)
+    prepared: list[PreparedRun] = []
+    for index, raw in enumerate(raw_runs):
+        try:
+            prepared.append(prepare(index, raw))
+        except Rejected as exc:
+            run_id = exc.run_id if isinstance(exc.run_id, str) else None
+            results[index] = RunResult(index, run_id, "rejected", exc.errors)
+    if prepared:
+        for attempt in range(3):
+            try:
+                with transaction.atomic():
+                    written = _write(org, api_key, prepared)
+                break
+            except OperationalError as exc:
+                sqlstate = getattr(exc.__cause__, "sqlstate", None)
+                if sqlstate not in RETRYABLE_SQLSTATES or attempt == 2:
+                    raise
+                log.warning("ingest retried after %s", sqlstate)
+                time.sleep(0.05 * (attempt + 1))
+        for result in written:
+            results[result.index] = result
+    return results  # type: ignore[return-value]
+
+
+def _write(org: Organization, api_key: ApiKey | None, prepared: list[PreparedRun]) -> list[RunResult]:
+    run_ids = sorted({p.run_id for p in prepared})
+    locks.lock_keys(locks.RUNS, run_ids)
+    stored_runs, foreign = _stored_runs(org, run_ids)
+    stored_steps = _stored_steps([(p.run_id, n) for p in prepared for n in p.steps])
+
+    results: list[RunResult] = []
+    new_runs: dict[UUID, dict] = {}
+    touched: set[UUID] = set()
+    new_steps: dict[tuple[UUID, int], dict] = {}
+    for p in prepared:
+        if p.run_id in foreign:
+            message = "this run_id belongs to another organisation; generate a new UUID"
+            results.append(RunResult(p.index, str(p.run_id), "rejected", [
+                {"field": "run_id", "message": message}
+            ]))
+            continue
+        before = stored_runs.get(p.run_id)
+        row = merge(before, p.values, RUN_DEFAULTS)
+        changed = row != before
+        if changed:
+            stored_runs[p.run_id] = new_runs[p.run_id] = row
+            touched.add(p.run_id)
+        for number, values in p.steps.items():
+            key = (p.run_id, number)
+            step_before = stored_steps.get(key)
+            step_row = merge(step_before, values, STEP_DEFAULTS)
+            if step_row != step_before:
+                stored_steps[key] = new_steps[key] = step_row
+                changed = True
+                touched.add(p.run_id)
+        status = "created" if before is None else ("updated" if changed else "unchanged")
+        results.append(RunResult(p.index, str(p.run_id), status))
+
+    if touched:
+        _upsert_runs(org, api_key, new_runs)
+        _upsert_steps(org, new_steps)
+        _recompute_run_totals(sorted({run_id for run_id, _ in new_steps}))
+        project_runs(sorted(touched))
+    return results
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    # Django's psycopg backend hands JSONB back as text; JSONField decodes it, raw SQL must.
+    for name in JSONB_COLUMNS.intersection(row):
+        if isinstance(row[name], str):
+            row[name] = orjson.loads(row[name])
+    return row
+
+
+def _stored_runs(org: Organization, run_ids: list[UUID]) -> tuple[dict[UUID, dict], set[UUID]]:
+    columns = ", ".join(RUN_COLUMNS)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT run_id, org_id, {columns} FROM user_workflow_run WHERE run_id = ANY(%s)",
+            [run_ids],
+        )
+        names = [c.name for c in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    foreign = {r["run_id"] for r in rows if r["org_id"] != org.id}
+    stored = {}
+    for r in rows:
+        run_id = r.pop("run_id")
+        r.pop("org_id")
+        stored[run_id] = _decode(r)
+    return stored, foreign
+
+
+def _stored_steps(keys: list[tuple[UUID, int]]) -> dict[tuple[UUID, int], dict]:
+    if not keys:
+        return {}
+    columns = ", ".join(STEP_COLUMNS)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""SELECT s.run_id, s.step_number, {columns} FROM user_workflow_run_step s
+                JOIN unnest(%s::uuid[], %s::int[]) AS k(run_id, step_number)
+                  USING (run_id, step_number)""",
+            [[k[0] for k in keys], [k[1] for k in keys]],
+        )
+        names = [c.name for c in cur.description]
+        stored = {}
+        for values in cur.fetchall():
+            row = dict(zip(names, values, strict=True))
+            stored[(row.pop("run_id"), row.pop("step_number"))] = _decode(row)
+    return stored
+
+
+def _recordset(columns: dict[str, str]) -> str:
+    return ", ".join(f"{name} {kind}" for name, kind in columns.items())
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows, default=str).decode()
+
+
+def _upsert_runs(org: Organization, api_key: ApiKey | None, rows: dict[UUID, dict]) -> None:
+    if not rows:
+        return
+    names = ", ".join(RUN_COLUMNS)
+    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in RUN_COLUMNS)
+    payload = [{"run_id": run_id, **row} for run_id, row in sorted(rows.items())]
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""INSERT INTO user_workflow_run AS r (run_id, org_id, created_by, {names})
+                SELECT d.run_id, %s, %s, {", ".join(f"d.{n}" for n in RUN_COLUMNS)}
+                FROM jsonb_to_recordset(%s::jsonb) AS d(run_id uuid, {_recordset(RUN_COLUMNS)})
+                ON CONFLICT (run_id) DO UPDATE SET {updates}, updated_at = now()
+                WHERE r.org_id = EXCLUDED.org_id""",
+            [org.id, api_key.pk if api_key else None, _json(payload)],
+        )
+
+
+def _upsert_steps(org: Organization, rows: dict[tuple[UUID, int], dict]) -> None:
+    if not rows:
+        return
+    names = ", ".join(STEP_COLUMNS)
+    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in STEP_COLUMNS)
+    payload = [
+        {"run_id": run_id, "step_number": number, **row}
+        for (run_id, number), row in sorted(rows.items())
+    ]
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""INSERT INTO user_workflow_run_step AS s (run_id, step_number, org_id, {names})
+                SELECT d.run_id, d.step_number, %s, {", ".join(f"d.{n}" for n in STEP_COLUMNS)}
+                FROM jsonb_to_recordset(%s::jsonb)
+                  AS d(run_id uuid, step_number integer, {_recordset(STEP_COLUMNS)})
+                ON CONFLICT (run_id, step_number) DO UPDATE SET {updates}""",
+            [org.id, _json(payload)],
+        )
+
+
+def _recompute_run_totals(run_ids: list[UUID]) -> None:
+    """Run totals are derived from the steps, here and nowhere else."""
+    if not run_ids:
+        return
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE user_workflow_run r SET
+                step_count = s.step_count,
+                input_tokens = s.input_tokens,
+                output_tokens = s.output_tokens,
+                cached_input_tokens = s.cached_input_tokens,
+                reasoning_tokens = s.reasoning_tokens,
+                llm_tokens_used = s.total_tokens,
+                cost_usd = s.cost_usd,
+                llm_model = s.llm_model,
+                llm_prompt = s.llm_prompt,
+                llm_response = s.llm_response,
+                updated_at = now()
+            FROM (
+                SELECT run_id,
+                       count(*) AS step_count,
+                       coalesce(sum(input_tokens), 0) AS input_tokens,
+                       coalesce(sum(output_tokens), 0) AS output_tokens,
+                       coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens,
+                       coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+                       coalesce(sum(total_tokens), 0) AS total_tokens,
+                       coalesce(sum(cost_usd), 0) AS cost_usd,
+                       (array_agg(llm_model ORDER BY step_number DESC)
+                          FILTER (WHERE llm_model IS NOT NULL))[1] AS llm_model,
+                       (array_agg(llm_prompt ORDER BY step_number)
+                          FILTER (WHERE llm_prompt IS NOT NULL))[1] AS llm_prompt,
+                       (array_agg(llm_response ORDER BY step_number DESC)
+                          FILTER (WHERE llm_response IS NOT NULL))[1] AS llm_response
+                FROM user_workflow_run_step
+                WHERE run_id = ANY(%s)
+                GROUP BY run_id
+            ) s
+            WHERE r.run_id = s.run_id
+            """,
+            [run_ids],
+        )

@@ -1,0 +1,45 @@
+from telemetry.models.consolidated import (
+    CostSource,
+    RunStatus,
+    StepKind,
+    WorkflowCacheState,
+    WorkflowConfig,
+    WorkflowRun,
+    WorkflowRunStep,
+)
+from telemetry.models.legacy import (
+    Conversation,
+    LlmUsageLog,
+    Message,
+    TokenUsageAnalytics,
+    WorkflowEvent,
+    WorkflowStep,
+    WorkflowTrace,
+    WorkflowTraceContext,
+    WorkflowTraceEndpoint,
+    WorkflowTraceScreenshot,
+)
+from telemetry.models.tenancy import ApiKey, Membership, Organization
+
+__all__ = [
+    "ApiKey",
+    "Conversation",
+    "CostSource",
+    "LlmUsageLog",
+    "Membership",
+    "Message",
+    "Organization",
+    "RunStatus",
+    "StepKind",
+    "TokenUsageAnalytics",
+    "WorkflowCacheState",
+    "WorkflowConfig",
+    "WorkflowEvent",
+    "WorkflowRun",
+    "WorkflowRunStep",
+    "WorkflowStep",
+    "WorkflowTrace",
+    "WorkflowTraceContext",
+    "WorkflowTraceEndpoint",
+    "WorkflowTraceScreenshot",
+]
