@@ -72,8 +72,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class StepInline(admin.TabularInline):
     model = m.WorkflowRunStep
-    fields = ["step_number", "name", "kind", "status", "started_at", "duration_ms",
-              "llm_model", "total_tokens", "cost_usd", "cost_source"]
+    fields = [
+        "step_number",
+        "name",
+        "kind",
+        "status",
+        "started_at",
+        "duration_ms",
+        "llm_model",
+        "total_tokens",
+        "cost_usd",
+        "cost_source",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -86,8 +96,19 @@ class StepInline(admin.TabularInline):
 
 @admin.register(m.WorkflowRun)
 class WorkflowRunAdmin(ReadOnlyAdmin):
-    list_display = ["run_id", "workflow_id", "status", "org", "user_id", "started_at",
-                    "duration_ms", "llm_model", "llm_tokens_used", "cost_usd", "step_count"]
+    list_display = [
+        "run_id",
+        "workflow_id",
+        "status",
+        "org",
+        "user_id",
+        "started_at",
+        "duration_ms",
+        "llm_model",
+        "llm_tokens_used",
+        "cost_usd",
+        "step_count",
+    ]
     list_filter = ["status", "channel", "org", "workflow_id"]
     search_fields = ["=run_id", "workflow_id", "=external_id", "=user_id", "=conversation_id"]
     date_hierarchy = "started_at"
@@ -97,8 +118,19 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
 
 @admin.register(m.WorkflowRunStep)
 class WorkflowRunStepAdmin(ReadOnlyAdmin):
-    list_display = ["run", "step_number", "name", "kind", "status", "started_at",
-                    "duration_ms", "llm_model", "total_tokens", "cost_usd", "cost_source"]
+    list_display = [
+        "run",
+        "step_number",
+        "name",
+        "kind",
+        "status",
+        "started_at",
+        "duration_ms",
+        "llm_model",
+        "total_tokens",
+        "cost_usd",
+        "cost_source",
+    ]
     list_filter = ["kind", "status", "cost_source", "llm_provider"]
     search_fields = ["=run__run_id", "name", "node_id", "llm_model"]
     date_hierarchy = "started_at"
@@ -106,8 +138,15 @@ class WorkflowRunStepAdmin(ReadOnlyAdmin):
 
 @admin.register(m.WorkflowTrace)
 class WorkflowTraceAdmin(ReadOnlyAdmin):
-    list_display = ["trace_id", "run_id", "workflow_id", "status", "user_id", "started_at",
-                    "duration_ms"]
+    list_display = [
+        "trace_id",
+        "run_id",
+        "workflow_id",
+        "status",
+        "user_id",
+        "started_at",
+        "duration_ms",
+    ]
     list_filter = ["status", "channel"]
     search_fields = ["=run_id", "workflow_id", "=external_id"]
     date_hierarchy = "started_at"
@@ -115,24 +154,47 @@ class WorkflowTraceAdmin(ReadOnlyAdmin):
 
 @admin.register(m.WorkflowStep)
 class WorkflowStepAdmin(ReadOnlyAdmin):
-    list_display = ["step_id", "trace_id", "run_id", "step_number", "name", "step_type",
-                    "status", "duration_ms"]
+    list_display = [
+        "step_id",
+        "trace_id",
+        "run_id",
+        "step_number",
+        "name",
+        "step_type",
+        "status",
+        "duration_ms",
+    ]
     list_filter = ["step_type", "status"]
     search_fields = ["=run_id", "name"]
 
 
 @admin.register(m.WorkflowEvent)
 class WorkflowEventAdmin(ReadOnlyAdmin):
-    list_display = ["event_id", "trace_id", "run_id", "step_number", "position", "event_type",
-                    "event_timestamp"]
+    list_display = [
+        "event_id",
+        "trace_id",
+        "run_id",
+        "step_number",
+        "position",
+        "event_type",
+        "event_timestamp",
+    ]
     list_filter = ["event_type"]
     search_fields = ["=run_id", "event_type"]
 
 
 @admin.register(m.WorkflowTraceScreenshot)
 class WorkflowTraceScreenshotAdmin(ReadOnlyAdmin):
-    list_display = ["screenshot_id", "run_id", "step_number", "position", "action", "url",
-                    "element_found", "confidence"]
+    list_display = [
+        "screenshot_id",
+        "run_id",
+        "step_number",
+        "position",
+        "action",
+        "url",
+        "element_found",
+        "confidence",
+    ]
     search_fields = ["=run_id", "action", "url"]
 
 
@@ -150,8 +212,19 @@ class WorkflowTraceEndpointAdmin(ReadOnlyAdmin):
 
 @admin.register(m.LlmUsageLog)
 class LlmUsageLogAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "provider", "model", "request_type", "user_id",
-                    "prompt_tokens", "completion_tokens", "total_tokens", "cost", "success"]
+    list_display = [
+        "id",
+        "created_at",
+        "provider",
+        "model",
+        "request_type",
+        "user_id",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost",
+        "success",
+    ]
     list_filter = ["provider", "model", "success"]
     search_fields = ["=run_id", "model", "=user_id", "request_type"]
     date_hierarchy = "created_at"
@@ -159,8 +232,17 @@ class LlmUsageLogAdmin(ReadOnlyAdmin):
 
 @admin.register(m.TokenUsageAnalytics)
 class TokenUsageAnalyticsAdmin(ReadOnlyAdmin):
-    list_display = ["date", "request_type", "model", "user_id", "request_count",
-                    "prompt_tokens", "completion_tokens", "total_tokens_used", "total_cost"]
+    list_display = [
+        "date",
+        "request_type",
+        "model",
+        "user_id",
+        "request_count",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens_used",
+        "total_cost",
+    ]
     list_filter = ["model", "request_type"]
     search_fields = ["=user_id", "model", "request_type"]
     date_hierarchy = "date"
@@ -168,15 +250,30 @@ class TokenUsageAnalyticsAdmin(ReadOnlyAdmin):
 
 @admin.register(m.Conversation)
 class ConversationAdmin(ReadOnlyAdmin):
-    list_display = ["conversation_id", "user_id", "message_count", "total_tokens",
-                    "total_cost", "updated_at"]
+    list_display = [
+        "conversation_id",
+        "user_id",
+        "message_count",
+        "total_tokens",
+        "total_cost",
+        "updated_at",
+    ]
     search_fields = ["=conversation_id", "=user_id", "title"]
 
 
 @admin.register(m.Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ["id", "conversation", "role", "model_used", "provider_used",
-                    "total_tokens", "cost", "response_time_ms", "created_at"]
+    list_display = [
+        "id",
+        "conversation",
+        "role",
+        "model_used",
+        "provider_used",
+        "total_tokens",
+        "cost",
+        "response_time_ms",
+        "created_at",
+    ]
     list_filter = ["role", "provider_used", "model_used"]
     search_fields = ["=run_id", "content"]
     list_select_related = ["conversation"]

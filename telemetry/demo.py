@@ -30,10 +30,18 @@ WORKFLOWS = {
     "research-summary": ["search", "retrieve", "summarise", "critique", "final_answer"],
 }
 KIND_BY_NODE = {
-    "build_prompt": "code", "retrieve_kb": "retrieval", "retrieve": "retrieval",
-    "search": "tool", "ocr": "tool", "validate_totals": "code", "post_to_erp": "tool",
-    "open_page": "browser", "fill_form": "browser", "click_submit": "browser",
-    "verify": "browser", "run_sql": "tool",
+    "build_prompt": "code",
+    "retrieve_kb": "retrieval",
+    "retrieve": "retrieval",
+    "search": "tool",
+    "ocr": "tool",
+    "validate_totals": "code",
+    "post_to_erp": "tool",
+    "open_page": "browser",
+    "fill_form": "browser",
+    "click_submit": "browser",
+    "verify": "browser",
+    "run_sql": "tool",
 }
 CHANNELS = ["web", "voice", "efax", "api"]
 
@@ -72,7 +80,11 @@ def _usage(shape: str, rng: random.Random) -> dict:
             "totalTokenCount": prompt + completion,
         }
     if shape == "bedrock":
-        return {"inputTokens": prompt, "outputTokens": completion, "totalTokens": prompt + completion}
+        return {
+            "inputTokens": prompt,
+            "outputTokens": completion,
+            "totalTokens": prompt + completion,
+        }
     return {  # LangChain usage_metadata
         "input_tokens": prompt,
         "output_tokens": completion,
@@ -101,7 +113,9 @@ def demo_runs(count: int, days: int = 14, until: datetime | None = None) -> Iter
         steps, clock = [], started + timedelta(milliseconds=rng.randint(5, 50))
         for number, node in enumerate(nodes, start=1):
             kind = KIND_BY_NODE.get(node, "llm")
-            took = timedelta(milliseconds=rng.randint(300, 9000) if kind == "llm" else rng.randint(20, 1500))
+            took = timedelta(
+                milliseconds=rng.randint(300, 9000) if kind == "llm" else rng.randint(20, 1500)
+            )
             failed = number - 1 == failing_step
             step = {
                 "step_number": number,
@@ -114,8 +128,11 @@ def demo_runs(count: int, days: int = 14, until: datetime | None = None) -> Iter
                 "ended_at": _ts(clock + took),
                 "events": [
                     {"type": "node_started", "timestamp": _ts(clock), "data": {"node": node}},
-                    {"type": "node_finished", "timestamp": _ts(clock + took),
-                     "data": {"ok": not failed}},
+                    {
+                        "type": "node_finished",
+                        "timestamp": _ts(clock + took),
+                        "data": {"ok": not failed},
+                    },
                 ],
             }
             if kind == "llm":
@@ -129,18 +146,22 @@ def demo_runs(count: int, days: int = 14, until: datetime | None = None) -> Iter
                     "time_to_first_token_ms": rng.randint(120, 1800),
                 }
             if kind == "browser":
-                step["screenshots"] = [{
-                    "url": f"s3://lockstep-demo/{i}/{number}.png",
-                    "thumbnail_url": f"s3://lockstep-demo/{i}/{number}.thumb.png",
-                    "timestamp": _ts(clock + took),
-                    "action": node,
-                    "selector": "#submit" if node == "click_submit" else "form",
-                    "element_found": not failed,
-                    "confidence": round(rng.uniform(0.6, 0.99), 2),
-                }]
+                step["screenshots"] = [
+                    {
+                        "url": f"s3://lockstep-demo/{i}/{number}.png",
+                        "thumbnail_url": f"s3://lockstep-demo/{i}/{number}.thumb.png",
+                        "timestamp": _ts(clock + took),
+                        "action": node,
+                        "selector": "#submit" if node == "click_submit" else "form",
+                        "element_found": not failed,
+                        "confidence": round(rng.uniform(0.6, 0.99), 2),
+                    }
+                ]
             if failed:
-                step["error"] = {"message": f"{node} failed: upstream timeout",
-                                 "details": {"code": "TIMEOUT", "attempts": step["retry_count"] + 1}}
+                step["error"] = {
+                    "message": f"{node} failed: upstream timeout",
+                    "details": {"code": "TIMEOUT", "attempts": step["retry_count"] + 1},
+                }
             steps.append(step)
             clock += took + timedelta(milliseconds=rng.randint(1, 40))
             if failed:
@@ -155,8 +176,11 @@ def demo_runs(count: int, days: int = 14, until: datetime | None = None) -> Iter
             "user_id": user,
             "started_at": _ts(started),
             "ended_at": _ts(clock),
-            "context": {"correlation_id": f"corr-{i:06d}", "tenant": rng.choice(["acme", "globex"]),
-                        "retry_attempt": 0},
+            "context": {
+                "correlation_id": f"corr-{i:06d}",
+                "tenant": rng.choice(["acme", "globex"]),
+                "retry_attempt": 0,
+            },
             "endpoints_used": [f"/api/{workflow}/{n}" for n in nodes[:2]],
             "tier": rng.randint(1, 3),
             "steps": steps,

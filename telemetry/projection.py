@@ -261,7 +261,10 @@ def recompute_token_analytics(keys: list[dict]) -> None:
         return
     locks.lock_keys(
         locks.ANALYTICS_DAYS,
-        (f"{k['org_id']}|{k['user_id']}|{k['date']}|{k['request_type']}|{k['model']}" for k in keys),
+        (
+            f"{k['org_id']}|{k['user_id']}|{k['date']}|{k['request_type']}|{k['model']}"
+            for k in keys
+        ),
     )
     params = {"keys": orjson.dumps(keys).decode()}
     with connection.cursor() as cur:

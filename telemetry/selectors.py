@@ -5,13 +5,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from telemetry.models import (
     Conversation,
     LlmUsageLog,
     Message,
     Organization,
+    TokenUsageAnalytics,
     WorkflowEvent,
     WorkflowRun,
     WorkflowRunStep,
@@ -66,6 +67,11 @@ def legacy_rows(run: WorkflowRun) -> dict[str, QuerySet]:
     conversation = Conversation.objects.filter(
         org_id=run.org_id, conversation_id=run.conversation_id
     )
+    usage = LlmUsageLog.objects.filter(**by_run).order_by("step_number")
+    days = Q(pk__in=[])
+    for key in usage.values("org_id", "user_id", "created_at__date", "request_type", "model"):
+        key["date"] = key.pop("created_at__date")
+        days |= Q(**key)
     return {
         "workflow_trace": WorkflowTrace.objects.filter(**by_run),
         "workflow_steps": WorkflowStep.objects.filter(**by_run).order_by("step_number"),
@@ -79,7 +85,8 @@ def legacy_rows(run: WorkflowRun) -> dict[str, QuerySet]:
         "workflow_trace_endpoint": WorkflowTraceEndpoint.objects.filter(**by_run).order_by(
             "position"
         ),
-        "llm_usage_logs": LlmUsageLog.objects.filter(**by_run).order_by("step_number"),
+        "llm_usage_logs": usage,
+        "token_usage_analytics": TokenUsageAnalytics.objects.filter(days),
         "messages": Message.objects.filter(**by_run).order_by("step_number"),
         "conversations": conversation if run.conversation_id else Conversation.objects.none(),
     }

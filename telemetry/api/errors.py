@@ -9,7 +9,12 @@ def exception_handler(exc, context):
     if response is None:
         return None
     data = response.data
-    if isinstance(exc, exceptions.Throttled):
+    if isinstance(exc, exceptions.NotAuthenticated):
+        response.data = {
+            "error": "This endpoint needs an API key: send 'Authorization: Bearer <api key>' "
+            "(create one with `python manage.py create_api_key <org-slug>`)."
+        }
+    elif isinstance(exc, exceptions.Throttled):
         message = f"Too many requests for this API key; retry in {exc.wait:.0f} s."
         response.data = {"error": message}
     elif isinstance(data, dict) and set(data) == {"detail"}:

@@ -37,8 +37,9 @@ def legacy_serializer(model: type[models.Model]) -> type[serializers.ModelSerial
 class RunFiltersSerializer(serializers.Serializer):
     since = serializers.DateTimeField(required=False, help_text="started_at >= since")
     until = serializers.DateTimeField(required=False, help_text="started_at < until")
-    status = serializers.ChoiceField(choices=WorkflowRun._meta.get_field("status").choices,
-                                     required=False)
+    status = serializers.ChoiceField(
+        choices=WorkflowRun._meta.get_field("status").choices, required=False
+    )
     workflow_id = serializers.CharField(required=False)
     model = serializers.CharField(required=False, help_text="runs with an LLM call to this model")
     user_id = serializers.CharField(required=False)

@@ -137,7 +137,9 @@ class RunDoc(Doc):
     started_at: Timestamp | None = None
     ended_at: Timestamp | None = None
     context: dict[str, Any] | None = None
-    endpoints_used: Annotated[list[Annotated[str, Field(max_length=2000)]], Field(max_length=1000)] | None = None
+    endpoints_used: (
+        Annotated[list[Annotated[str, Field(max_length=2000)]], Field(max_length=1000)] | None
+    ) = None
     config_snapshot: dict[str, Any] | None = None
     error: ErrorDoc | None = None
     tier: Annotated[StrictInt, Field(ge=0, le=32767)] | None = None

@@ -65,7 +65,11 @@ def _provider_shape(usage: dict) -> tuple[dict, str, str]:
             "cachedContentTokenCount": usage.get("cached_content_token_count"),
             "thoughtsTokenCount": usage.get("thoughts_token_count"),
         }
-        return {"usageMetadata": {k: v for k, v in camel.items() if v is not None}}, "google", "default"
+        return (
+            {"usageMetadata": {k: v for k, v in camel.items() if v is not None}},
+            "google",
+            "default",
+        )
     if "inputTokens" in usage or "outputTokens" in usage:
         return {"usage": usage}, "aws", "default"
     if "prompt_tokens" in usage or "completion_tokens" in usage:

@@ -76,7 +76,9 @@ def ingest_runs(org: Organization, api_key: ApiKey | None, raw_runs: list[Any]) 
     return results  # type: ignore[return-value]
 
 
-def _write(org: Organization, api_key: ApiKey | None, prepared: list[PreparedRun]) -> list[RunResult]:
+def _write(
+    org: Organization, api_key: ApiKey | None, prepared: list[PreparedRun]
+) -> list[RunResult]:
     run_ids = sorted({p.run_id for p in prepared})
     locks.lock_keys(locks.RUNS, run_ids)
     stored_runs, foreign = _stored_runs(org, run_ids)
@@ -89,9 +91,11 @@ def _write(org: Organization, api_key: ApiKey | None, prepared: list[PreparedRun
     for p in prepared:
         if p.run_id in foreign:
             message = "this run_id belongs to another organisation; generate a new UUID"
-            results.append(RunResult(p.index, str(p.run_id), "rejected", [
-                {"field": "run_id", "message": message}
-            ]))
+            results.append(
+                RunResult(
+                    p.index, str(p.run_id), "rejected", [{"field": "run_id", "message": message}]
+                )
+            )
             continue
         before = stored_runs.get(p.run_id)
         row = merge(before, p.values, RUN_DEFAULTS)

@@ -230,9 +230,7 @@ class Conversation(models.Model):
         db_table = "conversations"
         ordering = ["-updated_at"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["org_id", "conversation_id"], name="uniq_conversation"
-            ),
+            models.UniqueConstraint(fields=["org_id", "conversation_id"], name="uniq_conversation"),
         ]
 
     def __str__(self) -> str:

@@ -84,7 +84,9 @@ class ApiKey(models.Model):
         return f"{KEY_PREFIX}_{self.prefix}_… ({self.org.slug}, {self.name})"
 
     @classmethod
-    def issue(cls, org: Organization, name: str = "default", raw_key: str = "") -> tuple["ApiKey", str]:
+    def issue(
+        cls, org: Organization, name: str = "default", raw_key: str = ""
+    ) -> tuple["ApiKey", str]:
         """Create a key and return it with its raw value, which is shown once and never stored."""
         if not raw_key:
             raw_key = f"{KEY_PREFIX}_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"

@@ -17,5 +17,7 @@ class Command(BaseCommand):
         if created:
             self.stderr.write(f"Created organisation {org.slug}.")
         _, raw_key = ApiKey.issue(org, name=name)
-        self.stderr.write("The key is shown once; store it now. Use it as 'Authorization: Bearer <key>'.")
+        self.stderr.write(
+            "The key is shown once; store it now. Use it as 'Authorization: Bearer <key>'."
+        )
         self.stdout.write(raw_key)
