@@ -99,12 +99,13 @@ def normalise_usage(usage: dict) -> UsageTotals:
         found = genai_prices.extract_usage(body, provider_id=provider_id, api_flavor=flavour).usage
     except ValueError as exc:
         raise UsageError(str(exc).replace("`usage.", "`").replace("`usageMetadata.", "`")) from None
+    # reported_value reads what the provider said; attribute access would infer the rest.
     return UsageTotals(
-        input_tokens=_int(found.input_tokens),
-        output_tokens=_int(found.output_tokens),
-        cached_input_tokens=_int(found.cache_read_tokens),
-        cache_write_tokens=_int(found.cache_write_tokens),
-        reasoning_tokens=_int(found.output_reasoning_tokens),
+        input_tokens=_int(found.reported_value("input_tokens")),
+        output_tokens=_int(found.reported_value("output_tokens")),
+        cached_input_tokens=_int(found.reported_value("cache_read_tokens")),
+        cache_write_tokens=_int(found.reported_value("cache_write_tokens")),
+        reasoning_tokens=_int(found.reported_value("output_reasoning_tokens")),
     )
 
 

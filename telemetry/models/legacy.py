@@ -175,7 +175,14 @@ class LlmUsageLog(models.Model):
     class Meta:
         db_table = "llm_usage_logs"
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["org_id", "created_at"], name="usage_org_created")]
+        indexes = [
+            models.Index(fields=["org_id", "created_at"], name="usage_org_created"),
+            # Recomputing one token_usage_analytics row reads exactly its key's day.
+            models.Index(
+                fields=["org_id", "request_type", "model", "user_id", "created_at"],
+                name="usage_analytics_key",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model} {self.total_tokens} tokens"
