@@ -85,6 +85,21 @@ def workload(count: int) -> list[dict]:
     return runs
 
 
+def post_all(url: str, headers: dict, queue: list[bytes], failures: list[str]) -> None:
+    """One client: post bodies from the shared queue until it is empty."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=60) as http:
+        while queue:
+            try:
+                body = queue.pop()
+            except IndexError:
+                return
+            response = http.post("/api/v1/ingest", content=body, headers=headers)
+            if response.status_code != 200:
+                failures.append(response.text[:300])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
@@ -178,20 +193,11 @@ def main() -> None:
                     for i in range(0, len(runs), args.batch)
                 ]
                 queue, failures = list(bodies), []
-
-                def client() -> None:
-                    with httpx.Client(base_url=url, timeout=60) as http:
-                        while queue:
-                            try:
-                                body = queue.pop()
-                            except IndexError:
-                                return
-                            response = http.post("/api/v1/ingest", content=body, headers=headers)
-                            if response.status_code != 200:
-                                failures.append(response.text[:300])
-
                 started = time.perf_counter()
-                threads = [threading.Thread(target=client) for _ in range(args.workers)]
+                threads = [
+                    threading.Thread(target=post_all, args=(url, headers, queue, failures))
+                    for _ in range(args.workers)
+                ]
                 for t in threads:
                     t.start()
                 for t in threads:
