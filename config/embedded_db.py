@@ -4,6 +4,7 @@ pgserver ships PostgreSQL binaries in its wheel and starts a private server unde
 `var/pgdata` on a Unix socket. The server stops when the last process using it exits.
 """
 
+import warnings
 from pathlib import Path
 
 DATABASE_NAME = "lockstep"
@@ -15,7 +16,9 @@ def embedded_database(pgdata: Path) -> dict:
     import pgserver
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = _server = pgserver.get_server(pgdata)
+    with warnings.catch_warnings():  # platformdirs complains when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        server = _server = pgserver.get_server(pgdata)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")

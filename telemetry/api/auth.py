@@ -1,6 +1,7 @@
 """Who is calling: an API key (bearer) or a logged-in member, and for which organisation."""
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from telemetry.models import ApiKey, Organization
@@ -72,3 +73,17 @@ class IngestRateThrottle(throttling.SimpleRateThrottle):
         if not isinstance(request.auth, ApiKey):
             return None
         return f"throttle_ingest_{request.auth.pk}"
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Shows the bearer API key in the OpenAPI schema, so the docs page can send it."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `python manage.py create_api_key <org-slug>`.",
+        }

@@ -220,6 +220,14 @@ def test_openapi_schema_describes_the_ingest_contract(client, db):
     assert "/api/v1/ingest" in text and "RunDoc" in text and "StepDoc" in text
 
 
+def test_openapi_schema_is_valid_and_declares_the_bearer_key(db, tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    assert "scheme: bearer" in target.read_text()
+
+
 def test_api_docs_page_uses_local_assets(client, db):
     response = client.get("/api/docs/")
     assert response.status_code == 200
