@@ -1,8 +1,11 @@
 """The HTTP API: thin views over `telemetry.ingest` and `telemetry.selectors`."""
 
+import logging
+
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, pagination, status
@@ -20,6 +23,8 @@ from telemetry.api.serializers import (
 )
 from telemetry.ingest.contract import IngestBatch
 from telemetry.ingest.writer import ingest_runs
+
+log = logging.getLogger(__name__)
 
 
 def _error(http_status: int, message: str) -> Response:
@@ -40,6 +45,7 @@ class IngestView(APIView):
             401: OpenApiResponse(description="Missing or unknown API key."),
             413: OpenApiResponse(description="The body is over the size limit."),
             429: OpenApiResponse(description="Too many requests for this key."),
+            503: OpenApiResponse(description="The database failed; nothing was stored."),
         },
         summary="Ingest a batch of runs (full or partial), dual-written in one transaction",
     )
@@ -76,7 +82,14 @@ class IngestView(APIView):
                 status.HTTP_400_BAD_REQUEST,
                 f"{len(runs):,} runs in one request; send at most {limit:,} per request.",
             )
-        results = ingest_runs(request.org, request.auth, runs)
+        try:
+            results = ingest_runs(request.org, request.auth, runs)
+        except DatabaseError:
+            log.exception("ingest failed; the transaction was rolled back")
+            return _error(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "The database did not take this batch; nothing from it was stored. Retry it.",
+            )
         rejected = sum(1 for r in results if r.status == "rejected")
         return Response(
             {

@@ -4,7 +4,7 @@ Pure functions, no database: what a document means for the `user_workflow_run` a
 `user_workflow_run_step` columns, and how a piece of a run combines with what is stored.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -181,14 +181,7 @@ def step_values(doc: StepDoc) -> dict[str, Any]:
             llm_response=llm.response,
         )
         if usage is not None:
-            values.update(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_input_tokens=usage.cached_input_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                total_tokens=usage.total_tokens,
-            )
+            values.update(asdict(usage), total_tokens=usage.total_tokens)
     return _present(values)
 
 

@@ -240,3 +240,24 @@ def test_a_new_run_id_each_time_is_a_new_run(ingest):
     ingest(full_run(run_id=new_run_id()))
     ingest(full_run(run_id=new_run_id()))
     assert WorkflowRun.objects.count() == 2
+
+
+def test_when_the_legacy_write_fails_the_consolidated_rows_roll_back_too(ingest):
+    """sync mode: the consolidated rows and their projection commit together or not at all."""
+    from django.db import connection
+
+    kept = full_run()
+    assert ingest(kept).status_code == 200
+    with connection.cursor() as cur:
+        cur.execute(
+            "ALTER TABLE workflow_trace ADD CONSTRAINT refuse_evil "
+            "CHECK (workflow_id IS DISTINCT FROM 'evil')"
+        )
+    before = rows_written()
+    response = ingest(full_run(workflow_id="evil"), full_run())
+    assert response.status_code == 503
+    assert "nothing from it was stored" in response.json()["error"]
+    assert rows_written() == before
+    update = {"run_id": kept["run_id"], "workflow_id": "evil"}
+    assert ingest(update).status_code == 503
+    assert WorkflowRun.objects.get(run_id=kept["run_id"]).workflow_id == "support-triage"
