@@ -4,8 +4,21 @@ from collections.abc import Callable
 import orjson
 import pytest
 from django.core.cache import cache
+from django.db import connections
 
 from telemetry.models import ApiKey, Organization
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """End stray sessions before the test database is dropped: connections that the live
+    server's request threads opened would otherwise keep it open."""
+    yield
+    with django_db_blocker.unblock(), connections["default"].cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)

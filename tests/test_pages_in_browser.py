@@ -1,0 +1,97 @@
+"""The pages a person opens, loaded in a real browser (Debian's chromium via Playwright):
+they render, the browser console stays clean, nothing is fetched from the internet, and a
+screenshot of each is saved under var/screenshots/ for a person to look at."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from telemetry.models import Membership
+from tests.conftest import full_run
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser_page(live_server):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls in the test
+    # are still plain synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.console_errors = []
+        page.outside_requests = []
+        page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+        page.on(
+            "request",
+            lambda r: (
+                r.url.startswith(live_server.url)
+                or r.url.startswith("data:")
+                or page.outside_requests.append(r.url)
+            ),
+        )
+        yield page
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def visit(page, url: str, name: str) -> None:
+    response = page.goto(url)
+    page.wait_for_load_state("networkidle")
+    assert response.status == 200, f"{url}: {response.status}"
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    assert page.console_errors == [], f"{url}: {page.console_errors}"
+    assert page.outside_requests == [], f"{url} fetched {page.outside_requests}"
+
+
+def test_operators_read_runs_in_the_admin(browser_page, live_server, org, ingest):
+    run = full_run()
+    assert ingest(run).status_code == 200
+    user = get_user_model().objects.create_superuser("ops", password="pw-123456")
+    Membership.objects.create(user=user, org=org)
+    page = browser_page
+    visit(page, f"{live_server.url}/admin/login/", "admin-login")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "pw-123456")
+    page.click("input[type=submit]")
+    visit(page, f"{live_server.url}/admin/telemetry/workflowrun/", "admin-runs")
+    assert "support-triage" in page.inner_text("#result_list")
+    visit(
+        page, f"{live_server.url}/admin/telemetry/workflowrun/{run['run_id']}/change/", "admin-run"
+    )
+    text = page.inner_text("#content")
+    assert '"correlation_id": "xyz789"' in text  # context shown as readable JSON
+    assert "claude-sonnet-4-5" in text and "priced from the price table" in text
+    visit(page, f"{live_server.url}/admin/telemetry/llmusagelog/", "admin-usage-logs")
+    assert page.locator("#result_list tbody tr").count() == 2
+
+
+def test_api_docs_render_from_local_assets(browser_page, live_server, db):
+    page = browser_page
+    visit(page, f"{live_server.url}/api/docs/", "api-docs")
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock").count() == 3
