@@ -182,6 +182,9 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.1)
         headers = {"Authorization": f"Bearer {raw_key}", "Content-Type": "application/json"}
+        # Warm up every worker (imports, connection pool, price table) before timing.
+        warmup = [orjson.dumps({"runs": workload(20)}) for _ in range(args.workers * 2)]
+        post_all(url, headers, warmup, [])
         lockstep_times, copy_times, rows_per_round = [], [], 0
         with psycopg.connect(conninfo) as pg:
             for round_number in range(1, args.rounds + 1):

@@ -85,7 +85,6 @@ def _write(
     stored_steps = _stored_steps([(p.run_id, n) for p in prepared for n in p.steps])
 
     results: list[RunResult] = []
-    new_runs: dict[UUID, dict] = {}
     touched: set[UUID] = set()
     new_steps: dict[tuple[UUID, int], dict] = {}
     for p in prepared:
@@ -101,7 +100,7 @@ def _write(
         row = merge(before, p.values, RUN_DEFAULTS)
         changed = row != before
         if changed:
-            stored_runs[p.run_id] = new_runs[p.run_id] = row
+            stored_runs[p.run_id] = row
             touched.add(p.run_id)
         for number, values in p.steps.items():
             key = (p.run_id, number)
@@ -115,9 +114,10 @@ def _write(
         results.append(RunResult(p.index, str(p.run_id), status))
 
     if touched:
-        _upsert_runs(org, api_key, new_runs)
+        # Steps first (their foreign key to the run is checked at commit), so the run upsert
+        # can derive the run's totals from all its steps in the same statement.
         _upsert_steps(org, new_steps)
-        _recompute_run_totals(sorted({run_id for run_id, _ in new_steps}))
+        _upsert_runs(org, api_key, {run_id: stored_runs[run_id] for run_id in touched})
         project_runs(sorted(touched))
     return results
 
@@ -175,18 +175,40 @@ def _json(rows: list[dict[str, Any]]) -> str:
     return orjson.dumps(rows, default=str).decode()
 
 
+# Run totals are derived from the steps, here and nowhere else.
+RUN_TOTALS = {
+    "step_count": "count(*)",
+    "input_tokens": "coalesce(sum(input_tokens), 0)",
+    "output_tokens": "coalesce(sum(output_tokens), 0)",
+    "cached_input_tokens": "coalesce(sum(cached_input_tokens), 0)",
+    "reasoning_tokens": "coalesce(sum(reasoning_tokens), 0)",
+    "llm_tokens_used": "coalesce(sum(total_tokens), 0)",
+    "cost_usd": "coalesce(sum(cost_usd), 0)",
+    "llm_model": "(array_agg(llm_model ORDER BY step_number DESC)"
+    " FILTER (WHERE llm_model IS NOT NULL))[1]",
+    "llm_prompt": "(array_agg(llm_prompt ORDER BY step_number)"
+    " FILTER (WHERE llm_prompt IS NOT NULL))[1]",
+    "llm_response": "(array_agg(llm_response ORDER BY step_number DESC)"
+    " FILTER (WHERE llm_response IS NOT NULL))[1]",
+}
+
+
 def _upsert_runs(org: Organization, api_key: ApiKey | None, rows: dict[UUID, dict]) -> None:
-    if not rows:
-        return
-    names = ", ".join(RUN_COLUMNS)
-    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in RUN_COLUMNS)
+    columns = [*RUN_COLUMNS, *RUN_TOTALS]
+    names = ", ".join(columns)
+    totals = ", ".join(f"{expression} AS {name}" for name, expression in RUN_TOTALS.items())
     payload = [{"run_id": run_id, **row} for run_id, row in sorted(rows.items())]
     with connection.cursor() as cur:
         cur.execute(
             f"""INSERT INTO user_workflow_run AS r (run_id, org_id, created_by, {names})
-                SELECT d.run_id, %s, %s, {", ".join(f"d.{n}" for n in RUN_COLUMNS)}
+                SELECT d.run_id, %s, %s, {", ".join(f"d.{n}" for n in RUN_COLUMNS)},
+                       {", ".join(f"t.{n}" for n in RUN_TOTALS)}
                 FROM jsonb_to_recordset(%s::jsonb) AS d(run_id uuid, {_recordset(RUN_COLUMNS)})
-                ON CONFLICT (run_id) DO UPDATE SET {updates}, updated_at = now()
+                CROSS JOIN LATERAL (
+                    SELECT {totals} FROM user_workflow_run_step s WHERE s.run_id = d.run_id
+                ) t
+                ON CONFLICT (run_id) DO UPDATE
+                SET {", ".join(f"{n} = EXCLUDED.{n}" for n in columns)}, updated_at = now()
                 WHERE r.org_id = EXCLUDED.org_id""",
             [org.id, api_key.pk if api_key else None, _json(payload)],
         )
@@ -209,48 +231,4 @@ def _upsert_steps(org: Organization, rows: dict[tuple[UUID, int], dict]) -> None
                   AS d(run_id uuid, step_number integer, {_recordset(STEP_COLUMNS)})
                 ON CONFLICT (run_id, step_number) DO UPDATE SET {updates}""",
             [org.id, _json(payload)],
-        )
-
-
-def _recompute_run_totals(run_ids: list[UUID]) -> None:
-    """Run totals are derived from the steps, here and nowhere else."""
-    if not run_ids:
-        return
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            UPDATE user_workflow_run r SET
-                step_count = s.step_count,
-                input_tokens = s.input_tokens,
-                output_tokens = s.output_tokens,
-                cached_input_tokens = s.cached_input_tokens,
-                reasoning_tokens = s.reasoning_tokens,
-                llm_tokens_used = s.total_tokens,
-                cost_usd = s.cost_usd,
-                llm_model = s.llm_model,
-                llm_prompt = s.llm_prompt,
-                llm_response = s.llm_response,
-                updated_at = now()
-            FROM (
-                SELECT run_id,
-                       count(*) AS step_count,
-                       coalesce(sum(input_tokens), 0) AS input_tokens,
-                       coalesce(sum(output_tokens), 0) AS output_tokens,
-                       coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens,
-                       coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
-                       coalesce(sum(total_tokens), 0) AS total_tokens,
-                       coalesce(sum(cost_usd), 0) AS cost_usd,
-                       (array_agg(llm_model ORDER BY step_number DESC)
-                          FILTER (WHERE llm_model IS NOT NULL))[1] AS llm_model,
-                       (array_agg(llm_prompt ORDER BY step_number)
-                          FILTER (WHERE llm_prompt IS NOT NULL))[1] AS llm_prompt,
-                       (array_agg(llm_response ORDER BY step_number DESC)
-                          FILTER (WHERE llm_response IS NOT NULL))[1] AS llm_response
-                FROM user_workflow_run_step
-                WHERE run_id = ANY(%s)
-                GROUP BY run_id
-            ) s
-            WHERE r.run_id = s.run_id
-            """,
-            [run_ids],
         )
