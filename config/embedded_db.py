@@ -13,11 +13,11 @@ _server = None  # the handle keeps the server running for the life of the proces
 
 def embedded_database(pgdata: Path) -> dict:
     global _server
-    import pgserver
-
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # platformdirs complains when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
+        import pgserver
+
         server = _server = pgserver.get_server(pgdata)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
     if "(1 row)" not in exists:
