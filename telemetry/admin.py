@@ -341,3 +341,19 @@ class WorkflowCacheStateAdmin(admin.ModelAdmin):
     list_filter = ["org"]
     search_fields = ["workflow_id", "cache_key"]
     formfield_overrides = EDITABLE_JSON
+
+
+@admin.register(m.CheckResult)
+class CheckResultAdmin(ReadOnlyAdmin):
+    list_display = [
+        "checked_at",
+        "check_name",
+        "severity",
+        "offenders",
+        "rows_examined",
+        "window_start",
+        "window_end",
+        "duration_ms",
+    ]
+    list_filter = ["check_name", "severity"]
+    date_hierarchy = "checked_at"

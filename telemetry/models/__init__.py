@@ -1,3 +1,4 @@
+from telemetry.models.consistency import CheckResult
 from telemetry.models.consolidated import (
     CostSource,
     RunStatus,
@@ -23,6 +24,7 @@ from telemetry.models.tenancy import ApiKey, Membership, Organization
 
 __all__ = [
     "ApiKey",
+    "CheckResult",
     "Conversation",
     "CostSource",
     "LlmUsageLog",

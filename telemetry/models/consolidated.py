@@ -90,6 +90,8 @@ class WorkflowRun(models.Model):
             models.Index(fields=["org", "user_id"], name="run_org_user"),
             models.Index(fields=["org", "conversation_id"], name="run_org_conversation"),
             models.Index(fields=["org", "external_id"], name="run_org_external"),
+            # Consistency checks over a recent window select runs by their last write.
+            models.Index(fields=["updated_at"], name="run_updated"),
             GinIndex(fields=["context"], name="run_context_gin", opclasses=["jsonb_path_ops"]),
         ]
 

@@ -38,7 +38,10 @@ class WorkflowTrace(models.Model):
                 fields=["run_id"], condition=Q(run_id__isnull=False), name="uniq_trace_run"
             ),
         ]
-        indexes = [models.Index(fields=["org_id", "started_at"], name="trace_org_started")]
+        indexes = [
+            models.Index(fields=["org_id", "started_at"], name="trace_org_started"),
+            models.Index(fields=["updated_at"], name="trace_updated"),
+        ]
 
     def __str__(self) -> str:
         return f"trace {self.trace_id} ({self.workflow_id}, {self.status})"

@@ -1,0 +1,53 @@
+"""Run the registered checks and store their results."""
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from django.db import connection
+
+from telemetry.consistency.checks import CHECKS, Check
+from telemetry.models import CheckResult
+
+SAMPLE_SIZE = 20
+
+
+def run_check(check: Check, since: datetime | None, until: datetime | None) -> CheckResult:
+    started = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH scope AS ({check.scope}),
+                 offenders AS ({check.offenders})
+            SELECT (SELECT count(*) FROM scope),
+                   (SELECT count(*) FROM offenders),
+                   (SELECT coalesce(array_agg(id::text), '{{}}')
+                      FROM (SELECT * FROM offenders LIMIT {SAMPLE_SIZE}) AS sample(id))
+            """,
+            {"since": since, "until": until},
+        )
+        examined, offenders, sample = cur.fetchone()
+    return CheckResult.objects.create(
+        check_name=check.name,
+        severity=check.severity,
+        window_start=since,
+        window_end=until,
+        rows_examined=examined,
+        offenders=offenders,
+        sample_ids=sorted(sample),
+        duration_ms=round((time.perf_counter() - started) * 1000),
+    )
+
+
+def run_checks(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    checks: Iterable[Check] = CHECKS,
+    progress: Callable[[Check], None] = lambda check: None,
+) -> list[CheckResult]:
+    """Run checks over runs written in [since, until) (all history when both are None)."""
+    results = []
+    for check in checks:
+        results.append(run_check(check, since, until))
+        progress(check)
+    return results
