@@ -1,9 +1,10 @@
 """consolidated run -> legacy rows: the one place that knows both shapes.
 
 `project_runs` makes the legacy rows of the given runs equal to what their consolidated rows
-say, whatever was there before, so it serves ingest, the outbox drain, repair and tests alike
-and running it twice changes nothing. Per-run rows are replaced (traces and steps are updated
-in place so their ids stay stable for old readers); the derived totals in
+say, whatever was there before (for a run_id with no consolidated run: no legacy rows), so it
+serves ingest, the outbox drain, repair and tests alike and running it twice changes nothing.
+Per-run rows are replaced (traces and steps are updated in place so their ids stay stable for
+old readers); the derived totals in
 `token_usage_analytics` and `conversations` are then recomputed from their base rows for
 exactly the keys the runs touched before and after, never incremented.
 """
@@ -41,6 +42,13 @@ DELETE FROM workflow_steps w
 WHERE w.run_id = ANY(%(ids)s)
   AND NOT EXISTS (SELECT 1 FROM user_workflow_run_step s
                   WHERE s.run_id = w.run_id AND s.step_number = w.step_number)
+"""
+
+# A run_id with no consolidated run projects to no legacy rows: this is how orphans go.
+DELETE_VANISHED_TRACES = """
+DELETE FROM workflow_trace t
+WHERE t.run_id = ANY(%(ids)s)
+  AND NOT EXISTS (SELECT 1 FROM user_workflow_run r WHERE r.run_id = t.run_id)
 """
 
 UPSERT_TRACES = """
@@ -236,6 +244,7 @@ def project_runs(run_ids: Sequence[UUID]) -> None:
         cur.execute(CLEAR_PER_RUN_ROWS, ids)
         old_days, old_conversations = cur.fetchone()
         cur.execute(DELETE_VANISHED_STEPS, ids)
+        cur.execute(DELETE_VANISHED_TRACES, ids)
         cur.execute(UPSERT_TRACES, ids)
         cur.execute(UPSERT_STEPS, ids)
         for statement in (INSERT_EVENTS, INSERT_SCREENSHOTS, INSERT_CONTEXT, INSERT_ENDPOINTS):

@@ -39,6 +39,17 @@ def run_check(check: Check, since: datetime | None, until: datetime | None) -> C
     )
 
 
+def offender_ids(check: Check, since: datetime | None, until: datetime | None) -> list[str]:
+    """Every offender of a check (not just the sample), for repair."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"WITH scope AS ({check.scope}) SELECT DISTINCT id::text "
+            f"FROM ({check.offenders}) AS offenders(id) ORDER BY 1",
+            {"since": since, "until": until},
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
 def run_checks(
     since: datetime | None = None,
     until: datetime | None = None,

@@ -56,6 +56,20 @@ FAULTS = {
         "UPDATE user_workflow_run_step SET total_tokens = NULL WHERE run_id = %(run)s "
         "AND step_number = 1",
     ],
+    "duplicate_usage_rows": [
+        "INSERT INTO llm_usage_logs (org_id, run_id, step_number, request_type, model, "
+        "prompt_tokens, completion_tokens, total_tokens, cost, success, created_at) "
+        "SELECT org_id, run_id, step_number, request_type, model, prompt_tokens, "
+        "completion_tokens, total_tokens, cost, success, created_at FROM llm_usage_logs "
+        "WHERE run_id = %(run)s AND step_number = 3",
+    ],
+    "message_parity": [
+        "UPDATE messages SET cost = cost + 1 WHERE run_id = %(run)s AND step_number = 3",
+    ],
+    "step_number_gaps": [
+        "UPDATE user_workflow_run_step SET step_number = 9 WHERE run_id = %(run)s "
+        "AND step_number = 3",
+    ],
     "unknown_model_cost": [
         "UPDATE user_workflow_run_step SET cost_source = 'unknown_model' WHERE run_id = %(run)s "
         "AND step_number = 1",
@@ -91,9 +105,10 @@ def expected_ids(name: str, broken: str) -> list[str]:
         return ["00000000-0000-4000-8000-000000000001"]
     if name == "daily_analytics_parity":
         org = Organization.objects.get()
-        return [f"{org.id}|user-7|2025-01-14|support-triage|gpt-4o"]
+        return [json.dumps([str(org.id), "user-7", "2025-01-14", "support-triage", "gpt-4o"])]
     if name == "conversation_totals":
-        return [Conversation.objects.get().conversation_id]
+        conversation = Conversation.objects.get()
+        return [json.dumps([str(conversation.org_id), conversation.conversation_id])]
     return [broken]
 
 

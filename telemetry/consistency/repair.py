@@ -1,0 +1,58 @@
+"""Bring offenders back to equal from the consolidated source of truth.
+
+Work is done in chunks, each in its own transaction holding the runs' locks, so a repair
+can be interrupted at any point and run again: every step is idempotent.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Q
+
+from telemetry import locks
+from telemetry.consistency.checks import Check
+from telemetry.models import Conversation
+from telemetry.projection import project_runs, recompute_conversations, recompute_token_analytics
+
+CHUNK = 500
+
+
+def _chunks(items: Sequence, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def reproject_runs(run_ids: Sequence[UUID | str], progress: Callable[[int], None] = print) -> None:
+    """Re-project runs: legacy rows equal to the consolidated ones, or gone if there is none."""
+    for chunk in _chunks(sorted({str(r) for r in run_ids})):
+        with transaction.atomic():
+            locks.lock_keys(locks.RUNS, (UUID(r) for r in chunk))
+            project_runs([UUID(r) for r in chunk])
+        progress(len(chunk))
+
+
+def repair_offenders(check: Check, ids: Sequence[str], progress: Callable[[int], None]) -> None:
+    if check.repair == "run":
+        reproject_runs(ids, progress)
+    elif check.repair == "analytics_day":
+        names = ("org_id", "user_id", "date", "request_type", "model")
+        for chunk in _chunks(ids):
+            with transaction.atomic():
+                recompute_token_analytics(
+                    [dict(zip(names, json.loads(i), strict=True)) for i in chunk]
+                )
+            progress(len(chunk))
+    elif check.repair == "conversation":
+        for chunk in _chunks(ids):
+            wanted = Q(pk__in=[])
+            for org_id, conversation_id in (json.loads(i) for i in chunk):
+                wanted |= Q(org_id=org_id, conversation_id=conversation_id)
+            with transaction.atomic():
+                recompute_conversations(
+                    set(Conversation.objects.filter(wanted).values_list("pk", flat=True))
+                )
+            progress(len(chunk))
+    else:
+        raise ValueError(f"{check.name} cannot be repaired here: {check.description}")
