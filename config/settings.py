@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -101,6 +102,19 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    # A safety net for the on-commit trigger, and what makes retries happen when due.
+    "drain-legacy-outbox": {"task": "telemetry.tasks.drain_legacy_outbox", "schedule": 10.0},
+    "check-recent-consistency": {
+        "task": "telemetry.tasks.check_recent_consistency",
+        "schedule": 300.0,
+        "kwargs": {"minutes": 15},
+    },
+    "check-all-consistency": {
+        "task": "telemetry.tasks.check_all_consistency",
+        "schedule": crontab(hour=3, minute=0),
+    },
+}
 
 # --- API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -131,11 +145,11 @@ SPECTACULAR_SETTINGS = {
 
 # --- Lockstep ----------------------------------------------------------------------------
 # sync: consolidated rows and their legacy projection commit in one transaction.
+# async: consolidated rows and an outbox record commit together; Celery drains the outbox.
 LOCKSTEP_WRITE_MODE = os.environ.get("LOCKSTEP_WRITE_MODE", "sync")
-if LOCKSTEP_WRITE_MODE != "sync":
-    raise RuntimeError(
-        f"LOCKSTEP_WRITE_MODE={LOCKSTEP_WRITE_MODE!r} is not supported yet; use 'sync'."
-    )
+if LOCKSTEP_WRITE_MODE not in ("sync", "async"):
+    raise RuntimeError(f"LOCKSTEP_WRITE_MODE={LOCKSTEP_WRITE_MODE!r}: use 'sync' or 'async'.")
+LOCKSTEP_OUTBOX_MAX_ATTEMPTS = int(os.environ.get("LOCKSTEP_OUTBOX_MAX_ATTEMPTS", "8"))
 LOCKSTEP_MAX_BODY_BYTES = int(os.environ.get("LOCKSTEP_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
 LOCKSTEP_MAX_RUNS_PER_BATCH = int(os.environ.get("LOCKSTEP_MAX_RUNS_PER_BATCH", "1000"))
 LOCKSTEP_INGEST_RATE = os.environ.get("LOCKSTEP_INGEST_RATE", "1200/min")

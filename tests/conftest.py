@@ -1,3 +1,4 @@
+import os
 import uuid
 from collections.abc import Callable
 
@@ -7,6 +8,17 @@ from django.core.cache import cache
 from django.db import connections
 
 from telemetry.models import ApiKey, Organization
+
+TEST_BROKER_URL = os.environ.get("LOCKSTEP_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_broker_for_worker_tests():
+    """Tasks run in-process (eager) in tests, but Celery builds its producer pool on first use:
+    point it at the test broker from the start, so the worker tests can turn eager off."""
+    from config.celery import app
+
+    app.conf.broker_url = TEST_BROKER_URL
 
 
 @pytest.fixture(scope="session")

@@ -241,6 +241,18 @@ CHECKS: list[Check] = [
                OR abs(t.duration_ms - scope.duration_ms) > 1000""",
     ),
     Check(
+        name="outbox_dead_letters",
+        description="Runs whose legacy rows could not be written in async mode after every "
+        "retry (dead letters); repair re-projects them once the cause is fixed.",
+        severity="error",
+        scope="""SELECT DISTINCT run_id FROM legacy_outbox
+                 WHERE (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+                   AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)""",
+        offenders="""
+            SELECT DISTINCT o.run_id FROM legacy_outbox o
+            WHERE o.dead_at IS NOT NULL AND o.run_id IN (SELECT run_id FROM scope)""",
+    ),
+    Check(
         name="step_number_gaps",
         description="Runs whose step numbers skip a number (a step may be missing upstream).",
         severity="warning",

@@ -11,10 +11,10 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import Q
 
-from telemetry import locks
 from telemetry.consistency.checks import Check
 from telemetry.models import Conversation
-from telemetry.projection import project_runs, recompute_conversations, recompute_token_analytics
+from telemetry.outbox import project_and_settle
+from telemetry.projection import recompute_conversations, recompute_token_analytics
 
 CHUNK = 500
 
@@ -25,11 +25,11 @@ def _chunks(items: Sequence, size: int = CHUNK):
 
 
 def reproject_runs(run_ids: Sequence[UUID | str], progress: Callable[[int], None] = print) -> None:
-    """Re-project runs: legacy rows equal to the consolidated ones, or gone if there is none."""
+    """Re-project runs: legacy rows equal to the consolidated ones, or gone if there is none.
+    Their outbox records, dead or alive, are settled by it too."""
     for chunk in _chunks(sorted({str(r) for r in run_ids})):
         with transaction.atomic():
-            locks.lock_keys(locks.RUNS, (UUID(r) for r in chunk))
-            project_runs([UUID(r) for r in chunk])
+            project_and_settle([UUID(r) for r in chunk])
         progress(len(chunk))
 
 

@@ -13,9 +13,10 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from telemetry import locks
+from telemetry import locks, outbox
 from telemetry.ingest.documents import (
     RUN_COLUMNS,
     RUN_DEFAULTS,
@@ -118,8 +119,22 @@ def _write(
         # can derive the run's totals from all its steps in the same statement.
         _upsert_steps(org, new_steps)
         _upsert_runs(org, api_key, {run_id: stored_runs[run_id] for run_id in touched})
-        project_runs(sorted(touched))
+        if settings.LOCKSTEP_WRITE_MODE == "async":
+            outbox.enqueue(org.id, sorted(touched))
+            transaction.on_commit(_schedule_drain)
+        else:
+            project_runs(sorted(touched))
     return results
+
+
+def _schedule_drain() -> None:
+    # After commit: the runs are safe; a broker or drain failure must not fail the request.
+    from telemetry.tasks import drain_legacy_outbox
+
+    try:
+        drain_legacy_outbox.delay()
+    except Exception:
+        log.exception("could not schedule the outbox drain; beat will pick it up")
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

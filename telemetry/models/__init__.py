@@ -20,6 +20,7 @@ from telemetry.models.legacy import (
     WorkflowTraceEndpoint,
     WorkflowTraceScreenshot,
 )
+from telemetry.models.outbox import LegacyOutbox
 from telemetry.models.tenancy import ApiKey, Membership, Organization
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "CheckResult",
     "Conversation",
     "CostSource",
+    "LegacyOutbox",
     "LlmUsageLog",
     "Membership",
     "Message",

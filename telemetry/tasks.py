@@ -1,0 +1,25 @@
+"""Celery tasks: a few lines each, calling services."""
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from telemetry.consistency.runner import run_checks
+from telemetry.outbox import drain_outbox
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def drain_legacy_outbox() -> dict:
+    return drain_outbox().as_dict()
+
+
+@shared_task(ignore_result=True)
+def check_recent_consistency(minutes: int = 15) -> int:
+    now = timezone.now()
+    return sum(not r.passed for r in run_checks(now - timedelta(minutes=minutes), now))
+
+
+@shared_task(ignore_result=True)
+def check_all_consistency() -> int:
+    return sum(not r.passed for r in run_checks())
