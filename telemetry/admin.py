@@ -357,3 +357,29 @@ class CheckResultAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["check_name", "severity"]
     date_hierarchy = "checked_at"
+
+
+@admin.register(m.LegacyOutbox)
+class LegacyOutboxAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "run_id",
+        "created_at",
+        "attempts",
+        "next_attempt_at",
+        "dead_at",
+        "last_error",
+    ]
+    list_filter = [("dead_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=run_id"]
+    actions = ["retry"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and request.user.is_staff  # the action, not the form
+
+    @admin.action(description="Retry the selected records now")
+    def retry(self, request, queryset):
+        from django.utils import timezone
+
+        count = queryset.update(dead_at=None, attempts=0, next_attempt_at=timezone.now())
+        self.message_user(request, f"{count} record(s) will be retried by the next drain.")

@@ -5,6 +5,8 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
+from telemetry.consistency.checks import BY_NAME
+from telemetry.consistency.repair import repair_check
 from telemetry.consistency.runner import run_checks
 from telemetry.outbox import drain_outbox
 
@@ -23,3 +25,8 @@ def check_recent_consistency(minutes: int = 15) -> int:
 @shared_task(ignore_result=True)
 def check_all_consistency() -> int:
     return sum(not r.passed for r in run_checks())
+
+
+@shared_task(ignore_result=True)
+def repair_consistency_check(name: str) -> int:
+    return repair_check(BY_NAME[name]).offenders

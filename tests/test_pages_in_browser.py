@@ -95,3 +95,33 @@ def test_api_docs_render_from_local_assets(browser_page, live_server, db):
     visit(page, f"{live_server.url}/api/docs/", "api-docs")
     page.wait_for_selector(".opblock")
     assert page.locator(".opblock").count() == 3
+
+
+def test_operators_read_the_consistency_page(browser_page, live_server, org, ingest):
+    from django.db import connection
+
+    from telemetry.consistency.runner import run_checks
+
+    runs = [full_run(), full_run()]
+    ingest(*runs)
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM workflow_trace_endpoint WHERE run_id = %s", [runs[0]["run_id"]])
+    run_checks()
+    get_user_model().objects.create_user("ops", password="pw-123456", is_staff=True)
+    page = browser_page
+    visit(page, f"{live_server.url}/login/", "login")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "pw-123456")
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/consistency/")
+    visit(page, f"{live_server.url}/consistency/", "consistency")
+    page.wait_for_selector("#offenders-chart svg.main-svg")
+    assert page.locator(".badge.bad").count() == 1
+    page.click("text=Repair…")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(SCREENSHOTS / "consistency-repair.png"), full_page=True)
+    page.click("button[type=submit] >> text=Repair")
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".badge.bad").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "consistency-repaired.png"), full_page=True)

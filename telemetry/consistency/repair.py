@@ -6,13 +6,15 @@ can be interrupted at any point and run again: every step is idempotent.
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Q
 
 from telemetry.consistency.checks import Check
-from telemetry.models import Conversation
+from telemetry.consistency.runner import offender_ids, run_check
+from telemetry.models import CheckResult, Conversation
 from telemetry.outbox import project_and_settle
 from telemetry.projection import recompute_conversations, recompute_token_analytics
 
@@ -31,6 +33,19 @@ def reproject_runs(run_ids: Sequence[UUID | str], progress: Callable[[int], None
         with transaction.atomic():
             project_and_settle([UUID(r) for r in chunk])
         progress(len(chunk))
+
+
+def repair_check(
+    check: Check,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> CheckResult:
+    """Repair everything a check finds in the window, then run it again and return that."""
+    ids = offender_ids(check, since, until)
+    if ids:
+        repair_offenders(check, ids, progress)
+    return run_check(check, since, until)
 
 
 def repair_offenders(check: Check, ids: Sequence[str], progress: Callable[[int], None]) -> None:

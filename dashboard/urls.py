@@ -1,0 +1,11 @@
+from django.urls import path
+
+from dashboard import views
+
+urlpatterns = [
+    path("consistency/", views.consistency, name="consistency"),
+    path("consistency/run/", views.run_checks_now, name="consistency-run"),
+    path("consistency/repair/<str:name>/", views.repair_confirm, name="consistency-repair-confirm"),
+    path("consistency/repair/<str:name>/do/", views.repair, name="consistency-repair"),
+    path("consistency/outbox/revive/", views.revive_outbox, name="outbox-revive"),
+]
