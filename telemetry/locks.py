@@ -13,6 +13,7 @@ from django.db import connection
 
 RUNS = 1
 ANALYTICS_DAYS = 2
+ROLLUP_HOURS = 3
 
 
 def _hash32(key: str) -> int:

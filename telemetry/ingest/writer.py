@@ -16,7 +16,7 @@ import orjson
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from telemetry import locks, outbox
+from telemetry import locks, outbox, rollups
 from telemetry.ingest.documents import (
     RUN_COLUMNS,
     RUN_DEFAULTS,
@@ -117,13 +117,16 @@ def _write(
     if touched:
         # Steps first (their foreign key to the run is checked at commit), so the run upsert
         # can derive the run's totals from all its steps in the same statement.
+        changed_runs = sorted(touched)
+        hours_before = rollups.hours_of(changed_runs)
         _upsert_steps(org, new_steps)
         _upsert_runs(org, api_key, {run_id: stored_runs[run_id] for run_id in touched})
+        rollups.recompute_rollups(hours_before | rollups.hours_of(changed_runs))
         if settings.LOCKSTEP_WRITE_MODE == "async":
-            outbox.enqueue(org.id, sorted(touched))
+            outbox.enqueue(org.id, changed_runs)
             transaction.on_commit(_schedule_drain)
         else:
-            project_runs(sorted(touched))
+            project_runs(changed_runs)
     return results
 
 

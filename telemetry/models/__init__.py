@@ -21,6 +21,7 @@ from telemetry.models.legacy import (
     WorkflowTraceScreenshot,
 )
 from telemetry.models.outbox import LegacyOutbox
+from telemetry.models.rollups import RunRollup, StepRollup
 from telemetry.models.tenancy import ApiKey, Membership, Organization
 
 __all__ = [
@@ -33,7 +34,9 @@ __all__ = [
     "Membership",
     "Message",
     "Organization",
+    "RunRollup",
     "RunStatus",
+    "StepRollup",
     "StepKind",
     "TokenUsageAnalytics",
     "WorkflowCacheState",

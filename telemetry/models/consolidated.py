@@ -3,7 +3,8 @@
 from django.contrib.postgres.functions import RandomUUID
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models import F
+from django.db.models.functions import Coalesce, Now
 
 from telemetry.models.tenancy import Organization
 
@@ -90,6 +91,10 @@ class WorkflowRun(models.Model):
             models.Index(fields=["org", "user_id"], name="run_org_user"),
             models.Index(fields=["org", "conversation_id"], name="run_org_conversation"),
             models.Index(fields=["org", "external_id"], name="run_org_external"),
+            # Rollups bucket a run by its start, or its arrival while the start is unknown.
+            models.Index(
+                F("org"), Coalesce("started_at", "created_at"), name="run_org_bucket_time"
+            ),
             # Consistency checks over a recent window select runs by their last write.
             models.Index(fields=["updated_at"], name="run_updated"),
             GinIndex(fields=["context"], name="run_context_gin", opclasses=["jsonb_path_ops"]),

@@ -15,6 +15,8 @@ TABLES = {
     "messages": "run_id, step_number",
     "token_usage_analytics": "org_id, user_id, date, request_type, model",
     "conversations": "org_id, conversation_id",
+    "rollup_run_hourly": "org_id, hour, workflow_id, status, model",
+    "rollup_step_hourly": "org_id, hour, workflow_id, kind, provider, model, cost_source",
 }
 # Bookkeeping that legitimately differs between two equal histories.
 VOLATILE = {
