@@ -70,6 +70,9 @@ else:
 
     _db = embedded_database(BASE_DIR / "var" / "pgdata")
 _db["CONN_MAX_AGE"] = 0  # the pool below keeps connections instead
+# Compiling plans just in time costs more than it saves for this app's queries (the checks
+# and dashboard queries spent more time in JIT than in execution when it kicked in).
+_db.setdefault("OPTIONS", {})["options"] = "-c jit=off"
 _db.setdefault("OPTIONS", {})["pool"] = {
     "min_size": 1,
     "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),

@@ -4,7 +4,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import connection
 
 from telemetry.consistency.checks import CHECKS, Check
 from telemetry.models import CheckResult
@@ -14,9 +14,7 @@ SAMPLE_SIZE = 20
 
 def run_check(check: Check, since: datetime | None, until: datetime | None) -> CheckResult:
     started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cur:
-        # Compiling these plans just in time costs more than it saves at any size seen here.
-        cur.execute("SET LOCAL jit = off")
+    with connection.cursor() as cur:
         cur.execute(
             f"""
             WITH scope AS NOT MATERIALIZED ({check.scope}),
