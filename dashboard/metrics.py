@@ -194,7 +194,8 @@ SELECT coalesce(sum(runs), 0), coalesce(sum(runs) FILTER (WHERE status = 'failed
        coalesce(sum(cost_usd), 0)
 FROM runs_r"""
 RUN_LATENCY = """
-SELECT key::int, sum(value::bigint)::bigint FROM runs_r, jsonb_each_text(duration_hist) GROUP BY 1"""
+SELECT key::int, sum(value::bigint)::bigint
+FROM runs_r, jsonb_each_text(duration_hist) GROUP BY 1"""
 
 
 def totals(figures: Figures) -> Totals:
