@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="consistency", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="overview", permanent=False)),
     path("", include("django.contrib.auth.urls")),
     path("", include("dashboard.urls")),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

@@ -188,9 +188,10 @@ class Totals:
 
 
 RUN_TOTALS = """
-SELECT coalesce(sum(runs), 0), coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0),
-       coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
-       coalesce(sum(cached_input_tokens), 0), coalesce(sum(total_tokens), 0),
+SELECT coalesce(sum(runs), 0)::bigint,
+       coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0)::bigint,
+       coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+       coalesce(sum(cached_input_tokens), 0)::bigint, coalesce(sum(total_tokens), 0)::bigint,
        coalesce(sum(cost_usd), 0)
 FROM runs_r"""
 RUN_LATENCY = """
@@ -218,8 +219,10 @@ def _series(rows: list[tuple], names: list[str]) -> Series:
 
 def run_series(figures: Figures) -> Series:
     rows = figures.query("""
-        SELECT bucket, sum(runs), coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0),
-               sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), sum(cost_usd)
+        SELECT bucket, sum(runs)::bigint,
+               coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0)::bigint,
+               sum(input_tokens)::bigint, sum(output_tokens)::bigint,
+               sum(cached_input_tokens)::bigint, sum(cost_usd)
         FROM runs_r GROUP BY 1 ORDER BY 1""")
     return _series(rows, ["runs", "failed", "input", "output", "cached", "cost"])
 
@@ -271,8 +274,8 @@ def breakdown(figures: Figures, by: str, llm_only: bool = True) -> list[Slice]:
     column = BREAKDOWN_COLUMNS[by]
     where = "WHERE model IS NOT NULL" if llm_only else ""
     rows = figures.query(f"""
-        SELECT {column}, sum(steps), sum(input_tokens), sum(output_tokens), sum(total_tokens),
-               sum(cost_usd)
+        SELECT {column}, sum(steps)::bigint, sum(input_tokens)::bigint,
+               sum(output_tokens)::bigint, sum(total_tokens)::bigint, sum(cost_usd)
         FROM steps_r {where} GROUP BY 1 ORDER BY 6 DESC, 5 DESC""")
     return [Slice(*row) for row in rows]
 

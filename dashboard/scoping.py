@@ -4,6 +4,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
 
 from telemetry.models import Organization
 
@@ -24,6 +25,8 @@ def org_required(view):
     @wraps(view)
     def scoped(request, *args, **kwargs):
         orgs = organisations_of(request.user)
+        if not orgs and request.user.is_staff:
+            return redirect("consistency")  # an operator of no organisation
         if not orgs:
             raise PermissionDenied(
                 "Your login belongs to no organisation yet; ask an operator to add you."

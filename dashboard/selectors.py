@@ -1,13 +1,24 @@
 """Queries the pages need."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
+from dashboard.filters import PageFilters
 from telemetry.consistency.checks import CHECKS, Check
-from telemetry.models import CheckResult, LegacyOutbox
+from telemetry.models import (
+    CheckResult,
+    LegacyOutbox,
+    Organization,
+    WorkflowRun,
+    WorkflowRunStep,
+)
+from telemetry.rollups import percentile
+from telemetry.selectors import RunFilters, filter_runs
 
 
 @dataclass
@@ -62,3 +73,120 @@ def outbox_status() -> OutboxStatus:
     )
     dead = list(LegacyOutbox.objects.filter(dead_at__isnull=False).order_by("-dead_at")[:20])
     return OutboxStatus(totals["pending"], totals["dead"], totals["oldest"], dead)
+
+
+# --- pages of one organisation ---------------------------------------------------------
+
+QUANTILES = (50, 90, 95, 99)
+
+
+def quantiles(histogram: dict[int, int]) -> dict[str, float | None]:
+    return {f"p{q}": percentile(histogram, q) for q in QUANTILES}
+
+
+def quantile_table(histograms: dict[str, dict[int, int]]) -> list[dict]:
+    rows = [{"key": k, "count": sum(h.values()), **quantiles(h)} for k, h in histograms.items()]
+    return sorted(rows, key=lambda r: -(r["p95"] or 0))
+
+
+def _runs_in_range(org: Organization, f: PageFilters):
+    runs = WorkflowRun.objects.filter(org=org, started_at__gte=f.start, started_at__lt=f.end)
+    for column, value in (
+        ("workflow_id", f.workflow),
+        ("llm_model", f.model),
+        ("channel", f.channel),
+        ("user_id", f.user),
+    ):
+        if value:
+            runs = runs.filter(**{column: value})
+    if f.provider:
+        runs = runs.filter(steps__llm_provider=f.provider).distinct()
+    return runs
+
+
+def most_expensive_runs(org: Organization, f: PageFilters, limit: int = 10):
+    return list(_runs_in_range(org, f).order_by("-cost_usd")[:limit])
+
+
+def slowest_runs(org: Organization, f: PageFilters, limit: int = 10):
+    return list(_runs_in_range(org, f).exclude(duration_ms=None).order_by("-duration_ms")[:limit])
+
+
+def slowest_steps(org: Organization, f: PageFilters, limit: int = 10):
+    steps = WorkflowRunStep.objects.filter(
+        org=org, run__started_at__gte=f.start, run__started_at__lt=f.end
+    ).exclude(duration_ms=None)
+    if f.workflow:
+        steps = steps.filter(run__workflow_id=f.workflow)
+    if f.model:
+        steps = steps.filter(llm_model=f.model)
+    if f.provider:
+        steps = steps.filter(llm_provider=f.provider)
+    return list(steps.select_related("run").order_by("-duration_ms")[:limit])
+
+
+def cost_by_people(org: Organization, f: PageFilters, limit: int = 10) -> dict[str, list]:
+    """Top users and conversations by cost in the range (base tables, by index on time)."""
+    runs = _runs_in_range(org, f)
+    out = {}
+    for column in ("user_id", "conversation_id"):
+        out[column] = list(
+            runs.exclude(**{column: None})
+            .values(column)
+            .annotate(runs=Count("run_id"), tokens=Sum("llm_tokens_used"), cost=Sum("cost_usd"))
+            .order_by("-cost")[:limit]
+        )
+    return out
+
+
+EXPLORER_FIELDS = ("status", "conversation", "external_id", "context")
+
+
+def explorer_filters(f: PageFilters, params) -> tuple[RunFilters, list[str]]:
+    errors, context = [], None
+    raw_context = params.get("context", "").strip()
+    if raw_context:
+        try:
+            context = json.loads(raw_context)
+        except ValueError:
+            context = None
+        if not isinstance(context, dict):
+            errors.append('Context must be a JSON object, e.g. {"correlation_id": "xyz789"}.')
+            context = None
+    status = params.get("status", "")
+    if status and status not in ("pending", "running", "completed", "failed", "cancelled"):
+        errors.append(f"Unknown status {status!r}.")
+        status = ""
+    return RunFilters(
+        since=f.start,
+        until=f.end,
+        status=status or None,
+        workflow_id=f.workflow or None,
+        model=f.model or None,
+        user_id=f.user or None,
+        conversation_id=params.get("conversation") or None,
+        external_id=params.get("external_id") or None,
+        context=context,
+    ), errors
+
+
+@dataclass
+class RunsPage:
+    runs: list
+    next_before: str | None
+
+
+def runs_page(org: Organization, filters: RunFilters, before: str | None, size: int = 50):
+    """Newest first, keyset-paginated on (started_at, run_id): no OFFSET, no count(*)."""
+    runs = filter_runs(org, filters).exclude(started_at=None)
+    if before:
+        stamp, _, run_id = before.partition("|")
+        moment = parse_datetime(stamp)
+        if moment is not None and run_id:
+            runs = runs.filter(Q(started_at__lt=moment) | Q(started_at=moment, run_id__lt=run_id))
+    rows = list(runs.order_by("-started_at", "-run_id")[: size + 1])
+    following = None
+    if len(rows) > size:
+        last = rows[size - 1]
+        following = f"{last.started_at.isoformat()}|{last.run_id}"
+    return RunsPage(rows[:size], following)

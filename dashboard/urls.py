@@ -9,3 +9,11 @@ urlpatterns = [
     path("consistency/repair/<str:name>/do/", views.repair, name="consistency-repair"),
     path("consistency/outbox/revive/", views.revive_outbox, name="outbox-revive"),
 ]
+
+urlpatterns += [
+    path("overview/", views.overview, name="overview"),
+    path("cost/", views.cost, name="cost"),
+    path("latency/", views.latency, name="latency"),
+    path("runs/", views.runs, name="runs"),
+    path("runs/<uuid:run_id>/", views.run_detail, name="run"),
+]

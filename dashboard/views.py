@@ -1,5 +1,6 @@
 """Glue: parse input, call selectors and services, build charts, render."""
 
+import json
 from functools import wraps
 
 from django.contrib import messages
@@ -10,7 +11,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from dashboard import charts, selectors
+from dashboard import charts, metrics, selectors
+from dashboard.filters import DIMENSIONS, parse_filters
+from dashboard.scoping import org_required
+from dashboard.templatetags.lockstep import change
+from telemetry import selectors as telemetry_selectors
 from telemetry.consistency.checks import BY_NAME
 from telemetry.consistency.runner import offender_ids, run_checks
 from telemetry.outbox import revive_dead_letters
@@ -100,3 +105,166 @@ def revive_outbox(request):
     drain_legacy_outbox.delay()
     messages.success(request, f"{revived} dead letter(s) queued again for the legacy tables.")
     return redirect("consistency")
+
+
+RANGE_CHOICES = [
+    ("1h", "Last hour"),
+    ("24h", "Last 24 hours"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("custom", "Custom"),
+]
+
+
+def _page(request, template: str, nav: str, **context):
+    """Render a page with what every page shows: the organisation, filters and their errors."""
+    filters = context.setdefault("filters", parse_filters(request.GET))
+    for error in filters.errors:
+        messages.error(request, error)
+    figures = {name: fig.to_plotly_json() for name, fig in context.pop("charts", {}).items()}
+    return render(
+        request,
+        template,
+        {
+            "nav": nav,
+            "org": request.org,
+            "orgs": request.orgs,
+            "figures": figures,
+            "range_choices": RANGE_CHOICES,
+            "dimension_names": DIMENSIONS,
+            **context,
+        },
+    )
+
+
+@org_required
+def overview(request):
+    f = parse_filters(request.GET)
+    figures = metrics.Figures(request.org, f)
+    now = metrics.totals(figures)
+    before = metrics.totals(metrics.Figures(request.org, f.previous()))
+    charts_ = {}
+    if now.runs:
+        series = metrics.run_series(figures)
+        charts_ = {
+            "cost": charts.cost_over_time(metrics.cost_by_model_series(figures)),
+            "tokens": charts.tokens_over_time(series),
+            "latency": charts.latency_over_time(metrics.latency_series(figures)),
+            "errors": charts.error_rate_over_time(series),
+        }
+    return _page(
+        request,
+        "dashboard/overview.html",
+        "overview",
+        filters=f,
+        now=now,
+        before=before,
+        p50=now.p(50),
+        p95=now.p(95),
+        runs_change=change(now.runs, before.runs),
+        cost_change=change(now.cost, before.cost),
+        p95_change=change(now.p(95), before.p(95)),
+        source=figures.source,
+        charts=charts_,
+    )
+
+
+@org_required
+def cost(request):
+    f = parse_filters(request.GET)
+    figures = metrics.Figures(request.org, f)
+    by = {name: metrics.breakdown(figures, name) for name in ("model", "provider", "workflow")}
+    sources = metrics.breakdown(figures, "cost_source")
+    people = selectors.cost_by_people(request.org, f)
+    charts_ = {}
+    if by["model"]:
+        charts_ = {
+            "by_model": charts.breakdown_bars(by["model"], "model"),
+            "by_workflow": charts.breakdown_bars(by["workflow"], "workflow"),
+        }
+    return _page(
+        request,
+        "dashboard/cost.html",
+        "cost",
+        filters=f,
+        by=by,
+        sources=sources,
+        people=people,
+        expensive=selectors.most_expensive_runs(request.org, f),
+        source=figures.source,
+        charts=charts_,
+    )
+
+
+@org_required
+def latency(request):
+    f = parse_filters(request.GET)
+    figures = metrics.Figures(request.org, f)
+    run_latency = metrics.totals(figures).latency
+    by_model = metrics.latency_by(figures, "model", llm_only=True)
+    by_kind = metrics.latency_by(figures, "kind")
+    ttft = metrics.latency_by(figures, "model", "ttft_hist", llm_only=True)
+    charts_ = {}
+    if run_latency:
+        charts_ = {
+            "histogram": charts.latency_histogram(run_latency),
+            "over_time": charts.latency_over_time(metrics.latency_series(figures)),
+        }
+    return _page(
+        request,
+        "dashboard/latency.html",
+        "latency",
+        filters=f,
+        run_p=selectors.quantiles(run_latency),
+        by_model=selectors.quantile_table(by_model),
+        by_kind=selectors.quantile_table(by_kind),
+        ttft=selectors.quantile_table(ttft),
+        slowest_runs=selectors.slowest_runs(request.org, f),
+        slowest_steps=selectors.slowest_steps(request.org, f),
+        source=figures.source,
+        charts=charts_,
+    )
+
+
+@org_required
+def runs(request):
+    f = parse_filters(request.GET)
+    run_filters, errors = selectors.explorer_filters(f, request.GET)
+    for error in errors:
+        messages.error(request, error)
+    page = selectors.runs_page(request.org, run_filters, request.GET.get("before"))
+    return _page(
+        request,
+        "dashboard/runs.html",
+        "runs",
+        filters=f,
+        page=page,
+        extra={k: request.GET.get(k, "") for k in selectors.EXPLORER_FIELDS},
+        statuses=["pending", "running", "completed", "failed", "cancelled"],
+    )
+
+
+@org_required
+def run_detail(request, run_id):
+    run = telemetry_selectors.get_run(request.org, run_id)
+    if run is None:
+        raise Http404("No run with this id in your organisation.")
+    steps = list(run.steps.order_by("step_number"))
+    start = run.started_at or min((s.started_at for s in steps if s.started_at), default=None)
+    charts_ = (
+        {"timeline": charts.step_timeline(steps, start)}
+        if start and any(s.started_at for s in steps)
+        else {}
+    )
+    legacy = {table: list(rows) for table, rows in telemetry_selectors.legacy_rows(run).items()}
+    context_json = json.dumps(run.context, indent=2, ensure_ascii=False, sort_keys=True)
+    return _page(
+        request,
+        "dashboard/run.html",
+        "runs",
+        run=run,
+        steps=steps,
+        legacy=legacy,
+        context_json=context_json,
+        charts=charts_,
+    )

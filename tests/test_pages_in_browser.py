@@ -125,3 +125,37 @@ def test_operators_read_the_consistency_page(browser_page, live_server, org, ing
     page.wait_for_load_state("networkidle")
     assert page.locator(".badge.bad").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "consistency-repaired.png"), full_page=True)
+
+
+def test_every_dashboard_page_renders_its_charts(browser_page, live_server, org):
+    from telemetry.demo import demo_runs
+    from telemetry.ingest.writer import ingest_runs
+    from telemetry.models import WorkflowRun
+
+    ingest_runs(org, None, list(demo_runs(200, days=3)))
+    user = get_user_model().objects.create_user("ana", password="pw-123456")
+    Membership.objects.create(user=user, org=org)
+    page = browser_page
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "ana")
+    page.fill("#id_password", "pw-123456")
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    for name, charts in (("overview", 4), ("cost", 2), ("latency", 2)):
+        visit(page, f"{live_server.url}/{name}/?range=7d", f"page-{name}")
+        assert page.locator("[data-figure] svg.main-svg").count() >= charts, name
+    visit(page, f"{live_server.url}/runs/?range=7d", "page-runs")
+    assert page.locator("table.data tbody tr").count() == 50
+    run = WorkflowRun.objects.order_by("-started_at").first()
+    visit(page, f"{live_server.url}/runs/{run.run_id}/", "page-run")
+    assert page.locator("[data-figure] svg.main-svg").count() >= 1
+    # a click on a model's bar filters the page by that model
+    visit(page, f"{live_server.url}/cost/?range=7d", "page-cost")
+    box = page.locator('[data-figure="fig-by_model"] .bars path').last.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)  # plotly picks the bar under the hover, then reports the click
+    page.mouse.click(x, y)
+    page.wait_for_url("**model=**", timeout=5000)
+    page.wait_for_load_state("networkidle")
+    chosen = page.url.split("model=")[1]
+    assert f"model = {chosen}" in page.inner_text("main")

@@ -50,6 +50,9 @@ class Check:
     offenders: str  # SELECT <one id per offender> FROM scope ...
     scope: str = RUN_SCOPE
     repair: Repair = "run"
+    # Inline the scope where the planner can push filters into it (most checks); compute it
+    # once where it is an expensive DISTINCT that the check reads several times.
+    materialize_scope: bool = False
 
 
 def per_run(table: str, value: str = "count(*)", where: str = "") -> str:
@@ -155,15 +158,16 @@ CHECKS: list[Check] = [
         severity="error",
         offenders=f"""
             SELECT scope.run_id FROM scope
-            LEFT JOIN {per_run(STEPS, "sum(total_tokens)")} st ON st.run_id = scope.run_id
-            LEFT JOIN {per_run(STEPS, "sum(cost_usd)")} sc ON sc.run_id = scope.run_id
-            LEFT JOIN {per_run("llm_usage_logs", "sum(total_tokens)")} ut
-              ON ut.run_id = scope.run_id
-            LEFT JOIN {per_run("llm_usage_logs", "sum(cost)")} uc ON uc.run_id = scope.run_id
-            WHERE scope.llm_tokens_used <> coalesce(st.n, 0)
-               OR coalesce(st.n, 0) <> coalesce(ut.n, 0)
-               OR scope.cost_usd <> coalesce(sc.n, 0)
-               OR coalesce(sc.n, 0) <> coalesce(uc.n, 0)""",
+            LEFT JOIN (SELECT run_id, sum(total_tokens) AS tokens, sum(cost_usd) AS cost
+                       FROM {STEPS} WHERE run_id IN (SELECT run_id FROM scope)
+                       GROUP BY run_id) st ON st.run_id = scope.run_id
+            LEFT JOIN (SELECT run_id, sum(total_tokens) AS tokens, sum(cost) AS cost
+                       FROM llm_usage_logs WHERE run_id IN (SELECT run_id FROM scope)
+                       GROUP BY run_id) u ON u.run_id = scope.run_id
+            WHERE scope.llm_tokens_used <> coalesce(st.tokens, 0)
+               OR coalesce(st.tokens, 0) <> coalesce(u.tokens, 0)
+               OR scope.cost_usd <> coalesce(st.cost, 0)
+               OR coalesce(st.cost, 0) <> coalesce(u.cost, 0)""",
     ),
     Check(
         name="message_parity",
@@ -191,6 +195,7 @@ CHECKS: list[Check] = [
         severity="error",
         scope=ANALYTICS_SCOPE,
         repair="analytics_day",
+        materialize_scope=True,
         offenders="""
             SELECT jsonb_build_array(k.org_id, k.user_id, k.date, k.request_type, k.model)
             FROM scope k
@@ -204,6 +209,9 @@ CHECKS: list[Check] = [
                      coalesce(sum(cost), 0) AS cost
               FROM llm_usage_logs
               WHERE (org_id, request_type) IN (SELECT org_id, request_type FROM scope)
+                AND created_at >= (SELECT min(date) FROM scope)::timestamp AT TIME ZONE 'UTC'
+                AND created_at < ((SELECT max(date) FROM scope) + 1)::timestamp
+                                 AT TIME ZONE 'UTC'
               GROUP BY 1, 2, 3, 4, 5) u
               ON u.org_id = k.org_id AND u.user_id IS NOT DISTINCT FROM k.user_id
              AND u.date = k.date AND u.request_type = k.request_type

@@ -12,12 +12,16 @@ from telemetry.models import CheckResult
 SAMPLE_SIZE = 20
 
 
+def _materialized(check: Check) -> str:
+    return "MATERIALIZED" if check.materialize_scope else "NOT MATERIALIZED"
+
+
 def run_check(check: Check, since: datetime | None, until: datetime | None) -> CheckResult:
     started = time.perf_counter()
     with connection.cursor() as cur:
         cur.execute(
             f"""
-            WITH scope AS NOT MATERIALIZED ({check.scope}),
+            WITH scope AS {_materialized(check)} ({check.scope}),
                  offenders AS ({check.offenders})
             SELECT (SELECT count(*) FROM scope),
                    (SELECT count(*) FROM offenders),
@@ -43,7 +47,7 @@ def offender_ids(check: Check, since: datetime | None, until: datetime | None) -
     """Every offender of a check (not just the sample), for repair."""
     with connection.cursor() as cur:
         cur.execute(
-            f"WITH scope AS NOT MATERIALIZED ({check.scope}) SELECT DISTINCT id::text "
+            f"WITH scope AS {_materialized(check)} ({check.scope}) SELECT DISTINCT id::text "
             f"FROM ({check.offenders}) AS offenders(id) ORDER BY 1",
             {"since": since, "until": until},
         )

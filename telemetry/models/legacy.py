@@ -180,6 +180,8 @@ class LlmUsageLog(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["org_id", "created_at"], name="usage_org_created"),
+            # Consistency checks of recent days read usage rows across organisations.
+            models.Index(fields=["created_at"], name="usage_created"),
             # Recomputing one token_usage_analytics row reads exactly its key's day.
             models.Index(
                 fields=["org_id", "request_type", "model", "user_id", "created_at"],
