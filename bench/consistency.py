@@ -52,6 +52,15 @@ GENERATE = [
        FROM user_workflow_run r, generate_series(1, 5) n""",
 ]
 
+AGE_DERIVED_ROWS = """
+UPDATE conversations c SET updated_at = m.last
+FROM (SELECT conversation_id, max(created_at) AS last FROM messages GROUP BY 1) m
+WHERE m.conversation_id = c.id;
+UPDATE token_usage_analytics
+SET updated_at = (date + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 second'
+WHERE date < current_date;
+"""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,6 +118,9 @@ def main() -> None:
                     project_runs(run_ids[start : start + chunk])
                 bar.update(1)
         with connection.cursor() as cur:
+            # The history was written just now; date its derived rows as if it had been
+            # written over the 30 days, as the projection would have stamped them.
+            cur.execute(AGE_DERIVED_ROWS)
             cur.execute("VACUUM ANALYZE")
         print(f"generated {args.runs:,} runs in {time.perf_counter() - started:,.0f} s")
 
