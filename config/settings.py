@@ -163,6 +163,9 @@ LOCKSTEP_DEMO_API_KEY = os.environ.get(
     "LOCKSTEP_DEMO_API_KEY", "lsk_demo0000_localdevelopmentkeyfordemodataonly"
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = LOCKSTEP_MAX_BODY_BYTES
+# "rollup" or "base" forces where the dashboard's figures come from (the benchmark compares
+# them); unset, each page uses the rollups whenever they can answer.
+LOCKSTEP_DASHBOARD_SOURCE = os.environ.get("LOCKSTEP_DASHBOARD_SOURCE") or None
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if os.environ.get("REDIS_URL"):

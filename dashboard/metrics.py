@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+from django.conf import settings
 from django.db import connection
 
 from dashboard.filters import PageFilters
@@ -89,7 +90,7 @@ class Figures:
 
     def __init__(self, org: Organization, f: PageFilters, source: Source | None = None):
         self.org, self.f = org, f
-        self.source = source or choose_source(f)
+        self.source = source or settings.LOCKSTEP_DASHBOARD_SOURCE or choose_source(f)
         if self.source == "rollup" and f.provider:
             self.run_source: Source = "base"  # runs are not rolled up by provider
         else:

@@ -14,6 +14,7 @@ from telemetry.models import (
     CheckResult,
     LegacyOutbox,
     Organization,
+    PeopleRollup,
     WorkflowRun,
     WorkflowRunStep,
 )
@@ -109,13 +110,14 @@ def most_expensive_runs(org: Organization, f: PageFilters, limit: int = 10):
 
 
 def slowest_runs(org: Organization, f: PageFilters, limit: int = 10):
-    return list(_runs_in_range(org, f).exclude(duration_ms=None).order_by("-duration_ms")[:limit])
+    runs = _runs_in_range(org, f).filter(duration_ms__isnull=False)
+    return list(runs.order_by("-duration_ms")[:limit])
 
 
 def slowest_steps(org: Organization, f: PageFilters, limit: int = 10):
     steps = WorkflowRunStep.objects.filter(
-        org=org, run__started_at__gte=f.start, run__started_at__lt=f.end
-    ).exclude(duration_ms=None)
+        org=org, started_at__gte=f.start, started_at__lt=f.end, duration_ms__isnull=False
+    )
     if f.workflow:
         steps = steps.filter(run__workflow_id=f.workflow)
     if f.model:
@@ -125,17 +127,31 @@ def slowest_steps(org: Organization, f: PageFilters, limit: int = 10):
     return list(steps.select_related("run").order_by("-duration_ms")[:limit])
 
 
-def cost_by_people(org: Organization, f: PageFilters, limit: int = 10) -> dict[str, list]:
-    """Top users and conversations by cost in the range (base tables, by index on time)."""
-    runs = _runs_in_range(org, f)
+def cost_by_people(
+    org: Organization, f: PageFilters, source: str, limit: int = 10
+) -> dict[str, list[dict]]:
+    """Top users and conversations by cost in the range: from the hourly people rollup, or
+    from the runs when a filter the rollup does not have is set."""
     out = {}
     for column in ("user_id", "conversation_id"):
-        out[column] = list(
-            runs.exclude(**{column: None})
-            .values(column)
-            .annotate(runs=Count("run_id"), tokens=Sum("llm_tokens_used"), cost=Sum("cost_usd"))
-            .order_by("-cost")[:limit]
-        )
+        if source == "rollup" and not (f.workflow or f.model or f.provider):
+            first_hour = f.start.replace(minute=0, second=0, microsecond=0)
+            rows = (
+                PeopleRollup.objects.filter(
+                    org_id=org.id, dimension=column, hour__gte=first_hour, hour__lt=f.end
+                )
+                .values("key")
+                .annotate(runs=Sum("runs"), tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
+                .order_by("-cost")[:limit]
+            )
+            out[column] = [{column: r.pop("key"), **r} for r in rows]
+        else:
+            runs = _runs_in_range(org, f).exclude(**{column: None})
+            out[column] = list(
+                runs.values(column)
+                .annotate(runs=Count("run_id"), tokens=Sum("llm_tokens_used"), cost=Sum("cost_usd"))
+                .order_by("-cost")[:limit]
+            )
     return out
 
 

@@ -175,7 +175,7 @@ def cost(request):
     figures = metrics.Figures(request.org, f)
     by = {name: metrics.breakdown(figures, name) for name in ("model", "provider", "workflow")}
     sources = metrics.breakdown(figures, "cost_source")
-    people = selectors.cost_by_people(request.org, f)
+    people = selectors.cost_by_people(request.org, f, figures.source)
     charts_ = {}
     if by["model"]:
         charts_ = {

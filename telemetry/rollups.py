@@ -96,6 +96,19 @@ LEFT JOIN ttft t ON t.key = row(p.org_id, p.hour, p.workflow_id, p.kind, p.llm_p
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 
+RECOMPUTE_PEOPLE = f"""
+WITH {KEYS},
+gone AS (DELETE FROM rollup_people_hourly x USING keys k
+         WHERE x.org_id = k.org_id AND x.hour = k.hour)
+INSERT INTO rollup_people_hourly (org_id, hour, dimension, key, runs, total_tokens, cost_usd)
+SELECT r.org_id, k.hour, d.dimension, d.key, count(*), sum(r.llm_tokens_used), sum(r.cost_usd)
+FROM keys k JOIN user_workflow_run r ON {IN_KEYS}
+CROSS JOIN LATERAL (VALUES ('user_id', r.user_id), ('conversation_id', r.conversation_id))
+  AS d(dimension, key)
+WHERE d.key IS NOT NULL
+GROUP BY 1, 2, 3, 4
+"""
+
 HOURS_OF_RUNS = f"""
 SELECT DISTINCT r.org_id, date_trunc('hour', {RUN_TIME}) FROM user_workflow_run r
 WHERE r.run_id = ANY(%s)
@@ -121,6 +134,7 @@ def recompute_rollups(keys: Iterable[tuple[UUID, datetime]]) -> None:
     with connection.cursor() as cur:
         cur.execute(RECOMPUTE_RUNS, {"keys": payload})
         cur.execute(RECOMPUTE_STEPS, {"keys": payload})
+        cur.execute(RECOMPUTE_PEOPLE, {"keys": payload})
 
 
 def merge_histograms(histograms: Iterable[Mapping[str, int]]) -> dict[int, int]:

@@ -21,7 +21,7 @@ from telemetry.models.legacy import (
     WorkflowTraceScreenshot,
 )
 from telemetry.models.outbox import LegacyOutbox
-from telemetry.models.rollups import RunRollup, StepRollup
+from telemetry.models.rollups import PeopleRollup, RunRollup, StepRollup
 from telemetry.models.tenancy import ApiKey, Membership, Organization
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Membership",
     "Message",
     "Organization",
+    "PeopleRollup",
     "RunRollup",
     "RunStatus",
     "StepRollup",

@@ -95,6 +95,9 @@ class WorkflowRun(models.Model):
             models.Index(
                 F("org"), Coalesce("started_at", "created_at"), name="run_org_bucket_time"
             ),
+            # The most expensive and the slowest runs of a range.
+            models.Index(fields=["org", "cost_usd"], name="run_org_cost"),
+            models.Index(fields=["org", "duration_ms"], name="run_org_duration"),
             # Consistency checks over a recent window select runs by their last write.
             models.Index(fields=["updated_at"], name="run_updated"),
             GinIndex(fields=["context"], name="run_context_gin", opclasses=["jsonb_path_ops"]),
@@ -153,6 +156,7 @@ class WorkflowRunStep(models.Model):
         indexes = [
             models.Index(fields=["org", "started_at"], name="step_org_started"),
             models.Index(fields=["org", "llm_model", "started_at"], name="step_org_model"),
+            models.Index(fields=["org", "duration_ms"], name="step_org_duration"),
             GinIndex(fields=["events"], name="step_events_gin", opclasses=["jsonb_path_ops"]),
         ]
 

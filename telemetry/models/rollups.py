@@ -64,3 +64,28 @@ class StepRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.kind} {self.model or ''}: {self.steps}"
+
+
+class PeopleRollup(models.Model):
+    """Runs, tokens and cost per organisation, hour, and end user or conversation."""
+
+    class Dimension(models.TextChoices):
+        USER = "user_id"
+        CONVERSATION = "conversation_id"
+
+    org_id = models.UUIDField()
+    hour = models.DateTimeField()
+    dimension = models.CharField(max_length=20, choices=Dimension.choices)
+    key = models.CharField(max_length=200)
+    runs = models.IntegerField()
+    total_tokens = models.BigIntegerField()
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10)
+
+    class Meta:
+        db_table = "rollup_people_hourly"
+        indexes = [
+            models.Index(fields=["org_id", "dimension", "hour"], name="rollup_people_org_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.dimension}={self.key}: {self.runs}"

@@ -71,3 +71,12 @@ def test_another_organisations_data_is_never_counted(demo, other_org):
     f = PageFilters("30d", timezone.now() - timedelta(days=30), timezone.now())
     for source in ("rollup", "base"):
         assert metrics.totals(metrics.Figures(other_org, f, source)).runs == 0
+
+
+def test_top_users_and_conversations_are_the_same_from_the_people_rollup(demo):
+    from dashboard.selectors import cost_by_people
+
+    f = parse_filters({"range": "30d"})
+    from_rollup = cost_by_people(demo, f, "rollup")
+    assert from_rollup == cost_by_people(demo, f, "base")
+    assert len(from_rollup["user_id"]) == 10 and from_rollup["conversation_id"]

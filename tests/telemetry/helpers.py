@@ -17,6 +17,7 @@ TABLES = {
     "conversations": "org_id, conversation_id",
     "rollup_run_hourly": "org_id, hour, workflow_id, status, model",
     "rollup_step_hourly": "org_id, hour, workflow_id, kind, provider, model, cost_source",
+    "rollup_people_hourly": "org_id, hour, dimension, key",
 }
 # Bookkeeping that legitimately differs between two equal histories.
 VOLATILE = {
