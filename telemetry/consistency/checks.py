@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning"]
-Repair = Literal["run", "analytics_day", "conversation"] | None
+Repair = Literal["run", "analytics_day", "conversation", "rollup_hour"] | None
 
 WINDOW = """(%(since)s::timestamptz IS NULL OR updated_at >= %(since)s)
   AND (%(until)s::timestamptz IS NULL OR updated_at < %(until)s)"""
@@ -236,6 +236,51 @@ CHECKS: list[Check] = [
             WHERE scope.message_count <> coalesce(m.n, 0)
                OR scope.total_tokens <> coalesce(m.tokens, 0)
                OR scope.total_cost <> coalesce(m.cost, 0)""",
+    ),
+    Check(
+        name="rollup_parity",
+        description="Hours whose dashboard rollups (runs, tokens, cost; steps and people) "
+        "differ from the run tables (id: [org, hour]).",
+        severity="error",
+        repair="rollup_hour",
+        materialize_scope=True,
+        scope=f"""SELECT DISTINCT org_id, date_trunc('hour', coalesce(started_at, created_at))
+                     AS hour
+                  FROM user_workflow_run WHERE {WINDOW}""",
+        offenders="""
+            SELECT jsonb_build_array(k.org_id, k.hour) FROM scope k
+            LEFT JOIN (
+              SELECT r.org_id, date_trunc('hour', coalesce(r.started_at, r.created_at)) AS hour,
+                     count(*) AS runs, sum(r.llm_tokens_used) AS tokens, sum(r.cost_usd) AS cost,
+                     sum(r.step_count) AS steps
+              FROM user_workflow_run r
+              WHERE (r.org_id, date_trunc('hour', coalesce(r.started_at, r.created_at)))
+                    IN (SELECT org_id, hour FROM scope)
+              GROUP BY 1, 2) b ON b.org_id = k.org_id AND b.hour = k.hour
+            LEFT JOIN (
+              SELECT org_id, hour, sum(runs) AS runs, sum(total_tokens) AS tokens,
+                     sum(cost_usd) AS cost
+              FROM rollup_run_hourly WHERE (org_id, hour) IN (SELECT org_id, hour FROM scope)
+              GROUP BY 1, 2) rr ON rr.org_id = k.org_id AND rr.hour = k.hour
+            LEFT JOIN (
+              SELECT org_id, hour, sum(steps) AS steps FROM rollup_step_hourly
+              WHERE (org_id, hour) IN (SELECT org_id, hour FROM scope)
+              GROUP BY 1, 2) rs ON rs.org_id = k.org_id AND rs.hour = k.hour
+            LEFT JOIN (
+              SELECT org_id, hour, sum(cost_usd) AS cost FROM rollup_people_hourly
+              WHERE dimension = 'user_id' AND (org_id, hour) IN (SELECT org_id, hour FROM scope)
+              GROUP BY 1, 2) rp ON rp.org_id = k.org_id AND rp.hour = k.hour
+            LEFT JOIN (
+              SELECT org_id, date_trunc('hour', coalesce(started_at, created_at)) AS hour,
+                     sum(cost_usd) AS cost
+              FROM user_workflow_run WHERE user_id IS NOT NULL
+                AND (org_id, date_trunc('hour', coalesce(started_at, created_at)))
+                    IN (SELECT org_id, hour FROM scope)
+              GROUP BY 1, 2) bp ON bp.org_id = k.org_id AND bp.hour = k.hour
+            WHERE rr.runs IS DISTINCT FROM b.runs OR rr.tokens IS DISTINCT FROM b.tokens
+               OR rr.cost IS DISTINCT FROM b.cost
+               OR coalesce(rs.steps, 0) <> coalesce(b.steps, 0)
+               OR rp.cost IS DISTINCT FROM bp.cost""",
     ),
     Check(
         name="status_timing_parity",

@@ -11,12 +11,14 @@ from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils.dateparse import parse_datetime
 
 from telemetry.consistency.checks import Check
 from telemetry.consistency.runner import offender_ids, run_check
 from telemetry.models import CheckResult, Conversation
 from telemetry.outbox import project_and_settle
 from telemetry.projection import recompute_conversations, recompute_token_analytics
+from telemetry.rollups import recompute_rollups
 
 CHUNK = 500
 
@@ -67,6 +69,13 @@ def repair_offenders(check: Check, ids: Sequence[str], progress: Callable[[int],
             with transaction.atomic():
                 recompute_conversations(
                     set(Conversation.objects.filter(wanted).values_list("pk", flat=True))
+                )
+            progress(len(chunk))
+    elif check.repair == "rollup_hour":
+        for chunk in _chunks(ids):
+            with transaction.atomic():
+                recompute_rollups(
+                    (UUID(org), parse_datetime(hour)) for org, hour in map(json.loads, chunk)
                 )
             progress(len(chunk))
     else:

@@ -66,6 +66,7 @@ FAULTS = {
     "message_parity": [
         "UPDATE messages SET cost = cost + 1 WHERE run_id = %(run)s AND step_number = 3",
     ],
+    "rollup_parity": ["UPDATE rollup_run_hourly SET cost_usd = cost_usd + 1"],
     "outbox_dead_letters": [
         "INSERT INTO legacy_outbox (run_id, org_id, attempts, dead_at, last_error) "
         "SELECT run_id, org_id, 8, now(), 'boom' FROM user_workflow_run WHERE run_id = %(run)s",
@@ -111,6 +112,9 @@ def expected_ids(name: str, broken: str) -> list[str]:
     if name == "daily_analytics_parity":
         org = Organization.objects.get()
         return [json.dumps([str(org.id), "user-7", "2025-01-14", "support-triage", "gpt-4o"])]
+    if name == "rollup_parity":
+        org = Organization.objects.get()
+        return [json.dumps([str(org.id), "2025-01-14T10:00:00+00:00"])]
     if name == "conversation_totals":
         conversation = Conversation.objects.get()
         return [json.dumps([str(conversation.org_id), conversation.conversation_id])]
