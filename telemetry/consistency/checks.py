@@ -249,38 +249,26 @@ CHECKS: list[Check] = [
                   FROM user_workflow_run WHERE {WINDOW}""",
         offenders="""
             SELECT jsonb_build_array(k.org_id, k.hour) FROM scope k
-            LEFT JOIN (
-              SELECT r.org_id, date_trunc('hour', coalesce(r.started_at, r.created_at)) AS hour,
-                     count(*) AS runs, sum(r.llm_tokens_used) AS tokens, sum(r.cost_usd) AS cost,
-                     sum(r.step_count) AS steps
+            CROSS JOIN LATERAL (
+              SELECT count(*) AS runs, coalesce(sum(r.llm_tokens_used), 0) AS tokens,
+                     coalesce(sum(r.cost_usd), 0) AS cost, coalesce(sum(r.step_count), 0) AS steps,
+                     coalesce(sum(r.cost_usd) FILTER (WHERE r.user_id IS NOT NULL), 0)
+                       AS user_cost
               FROM user_workflow_run r
-              WHERE (r.org_id, date_trunc('hour', coalesce(r.started_at, r.created_at)))
-                    IN (SELECT org_id, hour FROM scope)
-              GROUP BY 1, 2) b ON b.org_id = k.org_id AND b.hour = k.hour
-            LEFT JOIN (
-              SELECT org_id, hour, sum(runs) AS runs, sum(total_tokens) AS tokens,
-                     sum(cost_usd) AS cost
-              FROM rollup_run_hourly WHERE (org_id, hour) IN (SELECT org_id, hour FROM scope)
-              GROUP BY 1, 2) rr ON rr.org_id = k.org_id AND rr.hour = k.hour
-            LEFT JOIN (
-              SELECT org_id, hour, sum(steps) AS steps FROM rollup_step_hourly
-              WHERE (org_id, hour) IN (SELECT org_id, hour FROM scope)
-              GROUP BY 1, 2) rs ON rs.org_id = k.org_id AND rs.hour = k.hour
-            LEFT JOIN (
-              SELECT org_id, hour, sum(cost_usd) AS cost FROM rollup_people_hourly
-              WHERE dimension = 'user_id' AND (org_id, hour) IN (SELECT org_id, hour FROM scope)
-              GROUP BY 1, 2) rp ON rp.org_id = k.org_id AND rp.hour = k.hour
-            LEFT JOIN (
-              SELECT org_id, date_trunc('hour', coalesce(started_at, created_at)) AS hour,
-                     sum(cost_usd) AS cost
-              FROM user_workflow_run WHERE user_id IS NOT NULL
-                AND (org_id, date_trunc('hour', coalesce(started_at, created_at)))
-                    IN (SELECT org_id, hour FROM scope)
-              GROUP BY 1, 2) bp ON bp.org_id = k.org_id AND bp.hour = k.hour
-            WHERE rr.runs IS DISTINCT FROM b.runs OR rr.tokens IS DISTINCT FROM b.tokens
-               OR rr.cost IS DISTINCT FROM b.cost
-               OR coalesce(rs.steps, 0) <> coalesce(b.steps, 0)
-               OR rp.cost IS DISTINCT FROM bp.cost""",
+              WHERE r.org_id = k.org_id AND coalesce(r.started_at, r.created_at) >= k.hour
+                AND coalesce(r.started_at, r.created_at) < k.hour + interval '1 hour') b
+            CROSS JOIN LATERAL (
+              SELECT coalesce(sum(runs), 0) AS runs, coalesce(sum(total_tokens), 0) AS tokens,
+                     coalesce(sum(cost_usd), 0) AS cost
+              FROM rollup_run_hourly WHERE org_id = k.org_id AND hour = k.hour) rr
+            CROSS JOIN LATERAL (
+              SELECT coalesce(sum(steps), 0) AS steps
+              FROM rollup_step_hourly WHERE org_id = k.org_id AND hour = k.hour) rs
+            CROSS JOIN LATERAL (
+              SELECT coalesce(sum(cost_usd), 0) AS cost FROM rollup_people_hourly
+              WHERE org_id = k.org_id AND dimension = 'user_id' AND hour = k.hour) rp
+            WHERE rr.runs <> b.runs OR rr.tokens <> b.tokens OR rr.cost <> b.cost
+               OR rs.steps <> b.steps OR rp.cost <> b.user_cost""",
     ),
     Check(
         name="status_timing_parity",
