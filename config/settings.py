@@ -111,6 +111,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     # A safety net for the on-commit trigger, and what makes retries happen when due.
     "drain-legacy-outbox": {"task": "telemetry.tasks.drain_legacy_outbox", "schedule": 10.0},
+    "refresh-rollups": {"task": "telemetry.tasks.refresh_rollups", "schedule": 15.0},
     "check-recent-consistency": {
         "task": "telemetry.tasks.check_recent_consistency",
         "schedule": 300.0,
@@ -155,6 +156,14 @@ SPECTACULAR_SETTINGS = {
 LOCKSTEP_WRITE_MODE = os.environ.get("LOCKSTEP_WRITE_MODE", "sync")
 if LOCKSTEP_WRITE_MODE not in ("sync", "async"):
     raise RuntimeError(f"LOCKSTEP_WRITE_MODE={LOCKSTEP_WRITE_MODE!r}: use 'sync' or 'async'.")
+# Dashboard rollups: recomputed inside each write ("inline"), or queued and recomputed by
+# Celery right after commit ("deferred", coalescing writes to the same hour; the default when
+# a broker is configured).
+LOCKSTEP_ROLLUP_REFRESH = os.environ.get(
+    "LOCKSTEP_ROLLUP_REFRESH", "deferred" if os.environ.get("CELERY_BROKER_URL") else "inline"
+)
+if LOCKSTEP_ROLLUP_REFRESH not in ("inline", "deferred"):
+    raise RuntimeError("LOCKSTEP_ROLLUP_REFRESH: use 'inline' or 'deferred'.")
 LOCKSTEP_OUTBOX_MAX_ATTEMPTS = int(os.environ.get("LOCKSTEP_OUTBOX_MAX_ATTEMPTS", "8"))
 LOCKSTEP_MAX_BODY_BYTES = int(os.environ.get("LOCKSTEP_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
 LOCKSTEP_MAX_RUNS_PER_BATCH = int(os.environ.get("LOCKSTEP_MAX_RUNS_PER_BATCH", "1000"))

@@ -12,7 +12,7 @@ from datetime import datetime
 from uuid import UUID
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 
 from telemetry import locks
 
@@ -135,6 +135,40 @@ def recompute_rollups(keys: Iterable[tuple[UUID, datetime]]) -> None:
         cur.execute(RECOMPUTE_RUNS, {"keys": payload})
         cur.execute(RECOMPUTE_STEPS, {"keys": payload})
         cur.execute(RECOMPUTE_PEOPLE, {"keys": payload})
+
+
+def mark_dirty(keys: Iterable[tuple[UUID, datetime]]) -> None:
+    """Queue (organisation, hour) pairs for `refresh_dirty`; call inside the writing
+    transaction, so no hour a committed write changed is ever missed."""
+    keys = sorted(set(keys))
+    if not keys:
+        return
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO rollup_dirty_hour (org_id, hour, marked_at) "
+            "SELECT org_id, hour, now() "
+            "FROM unnest(%s::uuid[], %s::timestamptz[]) AS k(org_id, hour) "
+            "ON CONFLICT (org_id, hour) DO NOTHING",
+            [[k[0] for k in keys], [k[1] for k in keys]],
+        )
+
+
+def refresh_dirty(batch: int = 100) -> int:
+    """Recompute the queued hours, a batch per transaction; returns how many were refreshed.
+    A write that marks an hour again while it is being refreshed queues it once more."""
+    refreshed = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(
+                "DELETE FROM rollup_dirty_hour WHERE id IN (SELECT id FROM rollup_dirty_hour "
+                "ORDER BY hour FOR UPDATE SKIP LOCKED LIMIT %s) RETURNING org_id, hour",
+                [batch],
+            )
+            keys = cur.fetchall()
+            if not keys:
+                return refreshed
+            recompute_rollups(keys)
+        refreshed += len(keys)
 
 
 def merge_histograms(histograms: Iterable[Mapping[str, int]]) -> dict[int, int]:

@@ -9,6 +9,7 @@ from telemetry.consistency.checks import BY_NAME
 from telemetry.consistency.repair import repair_check
 from telemetry.consistency.runner import run_checks
 from telemetry.outbox import drain_outbox
+from telemetry.rollups import refresh_dirty
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -30,3 +31,8 @@ def check_all_consistency() -> int:
 @shared_task(ignore_result=True)
 def repair_consistency_check(name: str) -> int:
     return repair_check(BY_NAME[name]).offenders
+
+
+@shared_task(ignore_result=True)
+def refresh_rollups() -> int:
+    return refresh_dirty()

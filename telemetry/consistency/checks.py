@@ -267,8 +267,10 @@ CHECKS: list[Check] = [
             CROSS JOIN LATERAL (
               SELECT coalesce(sum(cost_usd), 0) AS cost FROM rollup_people_hourly
               WHERE org_id = k.org_id AND dimension = 'user_id' AND hour = k.hour) rp
-            WHERE rr.runs <> b.runs OR rr.tokens <> b.tokens OR rr.cost <> b.cost
-               OR rs.steps <> b.steps OR rp.cost <> b.user_cost""",
+            WHERE (rr.runs <> b.runs OR rr.tokens <> b.tokens OR rr.cost <> b.cost
+                   OR rs.steps <> b.steps OR rp.cost <> b.user_cost)
+              AND NOT EXISTS (  -- queued for its refresh: not wrong, just not done yet
+                SELECT 1 FROM rollup_dirty_hour d WHERE d.org_id = k.org_id AND d.hour = k.hour)""",
     ),
     Check(
         name="status_timing_parity",

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 JSONB_COLUMNS = {name for name, kind in {**RUN_COLUMNS, **STEP_COLUMNS}.items() if kind == "jsonb"}
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock, serialization failure
+ROLLUP_REFRESH_DELAY_S = 2
 
 
 @dataclass
@@ -83,7 +84,10 @@ def _write(
     run_ids = sorted({p.run_id for p in prepared})
     locks.lock_keys(locks.RUNS, run_ids)
     stored_runs, foreign = _stored_runs(org, run_ids)
-    stored_steps = _stored_steps([(p.run_id, n) for p in prepared for n in p.steps])
+    # A run that is not stored has no steps stored either (they reference it).
+    stored_steps = _stored_steps(
+        [(p.run_id, n) for p in prepared if p.run_id in stored_runs for n in p.steps]
+    )
 
     results: list[RunResult] = []
     touched: set[UUID] = set()
@@ -121,7 +125,12 @@ def _write(
         hours_before = rollups.hours_of(changed_runs)
         _upsert_steps(org, new_steps)
         _upsert_runs(org, api_key, {run_id: stored_runs[run_id] for run_id in touched})
-        rollups.recompute_rollups(hours_before | rollups.hours_of(changed_runs))
+        hours = hours_before | rollups.hours_of(changed_runs)
+        if settings.LOCKSTEP_ROLLUP_REFRESH == "inline":
+            rollups.recompute_rollups(hours)
+        else:
+            rollups.mark_dirty(hours)
+            transaction.on_commit(_schedule_rollup_refresh)
         if settings.LOCKSTEP_WRITE_MODE == "async":
             outbox.enqueue(org.id, changed_runs)
             transaction.on_commit(_schedule_drain)
@@ -138,6 +147,16 @@ def _schedule_drain() -> None:
         drain_legacy_outbox.delay()
     except Exception:
         log.exception("could not schedule the outbox drain; beat will pick it up")
+
+
+def _schedule_rollup_refresh() -> None:
+    from telemetry.tasks import refresh_rollups
+
+    try:
+        # A short delay lets the writes of the next seconds to the same hour share a refresh.
+        refresh_rollups.apply_async(countdown=ROLLUP_REFRESH_DELAY_S)
+    except Exception:
+        log.exception("could not schedule the rollup refresh; beat will pick it up")
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from telemetry.models.legacy import (
     WorkflowTraceScreenshot,
 )
 from telemetry.models.outbox import LegacyOutbox
-from telemetry.models.rollups import PeopleRollup, RunRollup, StepRollup
+from telemetry.models.rollups import PeopleRollup, RollupDirtyHour, RunRollup, StepRollup
 from telemetry.models.tenancy import ApiKey, Membership, Organization
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Message",
     "Organization",
     "PeopleRollup",
+    "RollupDirtyHour",
     "RunRollup",
     "RunStatus",
     "StepRollup",

@@ -42,7 +42,10 @@ class WorkflowRun(models.Model):
     derived from the steps by the ingest writer and never sent by clients."""
 
     run_id = models.UUIDField(primary_key=True)
-    org = models.ForeignKey(Organization, on_delete=models.PROTECT, db_column="org_id")
+    # Every query on runs starts with the organisation: the composite indexes below cover it.
+    org = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, db_column="org_id", db_index=False
+    )
     workflow_id = models.CharField(max_length=200, null=True, blank=True)
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING)
     channel = models.CharField(max_length=50, null=True, blank=True)
@@ -76,6 +79,7 @@ class WorkflowRun(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         db_column="created_by",
+        db_index=False,  # keys are revoked, never deleted: no lookup of runs by key
         related_name="+",
         help_text="The API key that first sent this run.",
     )
@@ -111,10 +115,17 @@ class WorkflowRunStep(models.Model):
     """One node a run went through (`user_workflow_run_step`), with its LLM call if any."""
 
     step_id = models.UUIDField(primary_key=True, db_default=RandomUUID(), editable=False)
+    # (run_id, step_number) is unique, which indexes run_id; (org, ...) indexes cover org.
     run = models.ForeignKey(
-        WorkflowRun, on_delete=models.CASCADE, db_column="run_id", related_name="steps"
+        WorkflowRun,
+        on_delete=models.CASCADE,
+        db_column="run_id",
+        related_name="steps",
+        db_index=False,
     )
-    org = models.ForeignKey(Organization, on_delete=models.PROTECT, db_column="org_id")
+    org = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, db_column="org_id", db_index=False
+    )
     step_number = models.IntegerField()
     node_id = models.CharField(max_length=200, null=True, blank=True)
     name = models.CharField(max_length=200, null=True, blank=True)

@@ -179,7 +179,6 @@ class LlmUsageLog(models.Model):
         db_table = "llm_usage_logs"
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["org_id", "created_at"], name="usage_org_created"),
             # Consistency checks of recent days read usage rows across organisations.
             models.Index(fields=["created_at"], name="usage_created"),
             # Recomputing one token_usage_analytics row reads exactly its key's day.

@@ -89,3 +89,21 @@ class PeopleRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.dimension}={self.key}: {self.runs}"
+
+
+class RollupDirtyHour(models.Model):
+    """An (organisation, hour) whose rollups a write changed and that awaits its refresh,
+    when rollups are refreshed after commit rather than inside the write."""
+
+    org_id = models.UUIDField()
+    hour = models.DateTimeField()
+    marked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "rollup_dirty_hour"
+        constraints = [
+            models.UniqueConstraint(fields=["org_id", "hour"], name="uniq_rollup_dirty_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.org_id} {self.hour:%Y-%m-%d %H}:00"

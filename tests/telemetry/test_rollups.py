@@ -139,3 +139,33 @@ def test_percentile_estimate_is_within_the_bound(values, q):
 
 def test_percentile_of_nothing_is_none():
     assert percentile({}, 50) is None
+
+
+def test_deferred_refresh_queues_the_hours_and_recomputes_them_after_commit(
+    org, settings, django_capture_on_commit_callbacks
+):
+    from telemetry.consistency.checks import BY_NAME
+    from telemetry.consistency.runner import run_check
+    from telemetry.models import RollupDirtyHour, RunRollup
+
+    settings.LOCKSTEP_ROLLUP_REFRESH = "deferred"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        ingest_runs(org, None, list(demo_runs(60, days=1)))
+    assert not RunRollup.objects.exists()
+    queued = RollupDirtyHour.objects.count()
+    assert queued > 10
+    assert run_check(BY_NAME["rollup_parity"], None, None).passed  # pending, not wrong
+    callbacks[0]()  # the scheduled refresh (in-process without a broker)
+    assert not RollupDirtyHour.objects.exists()
+    assert_rollups_equal_base_tables()
+    # a replay queues nothing; an update queues its hours again
+    ingest_runs(org, None, list(demo_runs(60, days=1)))
+    assert not RollupDirtyHour.objects.exists()
+    run = list(demo_runs(60, days=1))[0]
+    run["status"] = "cancelled"
+    ingest_runs(org, None, [run])
+    assert RollupDirtyHour.objects.count() == 1
+    from telemetry.rollups import refresh_dirty
+
+    assert refresh_dirty() == 1
+    assert_rollups_equal_base_tables()
