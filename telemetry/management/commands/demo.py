@@ -42,5 +42,5 @@ class Command(BaseCommand):
                 bar.update(len(chunk))
         summary = ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
         self.stdout.write(f"Demo runs: {summary}.")
-        self.stdout.write("Log in at http://127.0.0.1:8000/admin/ as demo / demo")
+        self.stdout.write("Log in at http://127.0.0.1:8000/ as demo / demo")
         self.stdout.write(f"API key: {raw_key}")
