@@ -6,13 +6,13 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, pagination, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from telemetry import selectors
+from telemetry import otlp, selectors
 from telemetry.api.auth import ApiKeyAuthentication, ApiKeyOnly, IngestRateThrottle, request_org
 from telemetry.api.serializers import (
     RunFiltersSerializer,
@@ -142,3 +142,50 @@ class RunDetailView(APIView):
                 "legacy": legacy,
             }
         )
+
+
+class OtlpTracesView(APIView):
+    """OTLP/HTTP trace export (protobuf or JSON, optionally gzip), with the same API key."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [ApiKeyOnly]
+    throttle_classes = [IngestRateThrottle]
+
+    @extend_schema(
+        summary="OpenTelemetry OTLP/HTTP traces: spans with GenAI attributes become runs",
+        request={"application/x-protobuf": bytes, "application/json": dict},
+        responses={200: OpenApiResponse(description="ExportTraceServiceResponse")},
+    )
+    def post(self, request):
+        content_type = request.content_type.split(";")[0].strip()
+        try:
+            body = request.body
+            export = otlp.parse_request(
+                body,
+                content_type,
+                request.headers.get("Content-Encoding", "").lower(),
+                settings.LOCKSTEP_MAX_BODY_BYTES,
+            )
+        except RequestDataTooBig:
+            return _error(
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                f"Body is over {settings.LOCKSTEP_MAX_BODY_BYTES:,} bytes.",
+            )
+        except otlp.OtlpError as exc:
+            return _error(status.HTTP_400_BAD_REQUEST, f"OTLP: {exc}.")
+        try:
+            result = otlp.export_traces(request.org, request.auth, export)
+        except DatabaseError:
+            log.exception("OTLP export failed; the transaction was rolled back")
+            return _error(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "The database did not take this export; nothing was stored. Retry.",
+            )
+        response = result.response()
+        if content_type == "application/json":
+            from google.protobuf.json_format import MessageToDict
+
+            return HttpResponse(
+                orjson.dumps(MessageToDict(response)), content_type="application/json"
+            )
+        return HttpResponse(response.SerializeToString(), content_type="application/x-protobuf")
