@@ -94,7 +94,7 @@ def test_api_docs_render_from_local_assets(browser_page, live_server, db):
     page = browser_page
     visit(page, f"{live_server.url}/api/docs/", "api-docs")
     page.wait_for_selector(".opblock")
-    assert page.locator(".opblock").count() == 3
+    assert page.locator(".opblock").count() == 4  # ingest, runs, run, OTLP traces
 
 
 def test_operators_read_the_consistency_page(browser_page, live_server, org, ingest):
