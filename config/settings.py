@@ -112,6 +112,7 @@ CELERY_BEAT_SCHEDULE = {
     # A safety net for the on-commit trigger, and what makes retries happen when due.
     "drain-legacy-outbox": {"task": "telemetry.tasks.drain_legacy_outbox", "schedule": 10.0},
     "refresh-rollups": {"task": "telemetry.tasks.refresh_rollups", "schedule": 15.0},
+    "deliver-webhooks": {"task": "telemetry.tasks.deliver_webhooks", "schedule": 10.0},
     "check-recent-consistency": {
         "task": "telemetry.tasks.check_recent_consistency",
         "schedule": 300.0,
@@ -164,6 +165,7 @@ LOCKSTEP_ROLLUP_REFRESH = os.environ.get(
 )
 if LOCKSTEP_ROLLUP_REFRESH not in ("inline", "deferred"):
     raise RuntimeError("LOCKSTEP_ROLLUP_REFRESH: use 'inline' or 'deferred'.")
+LOCKSTEP_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LOCKSTEP_WEBHOOK_MAX_ATTEMPTS", "8"))
 LOCKSTEP_OUTBOX_MAX_ATTEMPTS = int(os.environ.get("LOCKSTEP_OUTBOX_MAX_ATTEMPTS", "8"))
 LOCKSTEP_MAX_BODY_BYTES = int(os.environ.get("LOCKSTEP_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
 LOCKSTEP_MAX_RUNS_PER_BATCH = int(os.environ.get("LOCKSTEP_MAX_RUNS_PER_BATCH", "1000"))

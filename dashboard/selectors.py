@@ -15,6 +15,8 @@ from telemetry.models import (
     LegacyOutbox,
     Organization,
     PeopleRollup,
+    WebhookAttempt,
+    WebhookSubscription,
     WorkflowRun,
     WorkflowRunStep,
 )
@@ -206,3 +208,22 @@ def runs_page(org: Organization, filters: RunFilters, before: str | None, size: 
         last = rows[size - 1]
         following = f"{last.started_at.isoformat()}|{last.run_id}"
     return RunsPage(rows[:size], following)
+
+
+def webhook_overview(org: Organization) -> list[dict]:
+    """Each subscription with its delivery counts and its latest failure, failing ones first."""
+    subscriptions = WebhookSubscription.objects.filter(org=org).annotate(
+        delivered=Count("deliveries", filter=Q(deliveries__state="delivered")),
+        pending=Count("deliveries", filter=Q(deliveries__state="pending")),
+        dead=Count("deliveries", filter=Q(deliveries__state="dead")),
+    )
+    out = []
+    for s in subscriptions:
+        last = (
+            WebhookAttempt.objects.filter(delivery__subscription=s)
+            .order_by("-attempted_at")
+            .first()
+        )
+        failing = bool(last and last.error)
+        out.append({"subscription": s, "last": last, "failing": failing})
+    return sorted(out, key=lambda row: not row["failing"])

@@ -17,3 +17,8 @@ urlpatterns += [
     path("runs/", views.runs, name="runs"),
     path("runs/<uuid:run_id>/", views.run_detail, name="run"),
 ]
+
+urlpatterns += [
+    path("settings/webhooks/", views.webhooks, name="webhooks"),
+    path("settings/webhooks/<int:pk>/toggle/", views.webhook_toggle, name="webhook-toggle"),
+]

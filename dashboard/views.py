@@ -13,11 +13,13 @@ from django.views.decorators.http import require_POST
 
 from dashboard import charts, metrics, selectors
 from dashboard.filters import DIMENSIONS, parse_filters
+from dashboard.forms import WebhookForm
 from dashboard.scoping import org_required
 from dashboard.templatetags.lockstep import change
 from telemetry import selectors as telemetry_selectors
 from telemetry.consistency.checks import BY_NAME
 from telemetry.consistency.runner import offender_ids, run_checks
+from telemetry.models import WebhookSubscription
 from telemetry.outbox import revive_dead_letters
 from telemetry.tasks import drain_legacy_outbox, repair_consistency_check
 
@@ -266,5 +268,46 @@ def run_detail(request, run_id):
         steps=steps,
         legacy=legacy,
         context_json=context_json,
+        events=telemetry_selectors.run_events(run),
         charts=charts_,
     )
+
+
+def _org_admin(request) -> bool:
+    return (
+        request.user.is_staff
+        or request.org.memberships.filter(user=request.user, role="admin").exists()
+    )
+
+
+@org_required
+def webhooks(request):
+    if not _org_admin(request):
+        raise PermissionDenied("Webhooks are managed by the organisation's admins.")
+    form = WebhookForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        subscription = form.save(commit=False)
+        subscription.org = request.org
+        subscription.save()
+        messages.success(request, f"Webhook added. Its signing secret: {subscription.secret}")
+        return redirect("webhooks")
+    return _page(
+        request,
+        "dashboard/webhooks.html",
+        "webhooks",
+        form=form,
+        subscriptions=selectors.webhook_overview(request.org),
+    )
+
+
+@org_required
+@require_POST
+def webhook_toggle(request, pk):
+    if not _org_admin(request):
+        raise PermissionDenied("Webhooks are managed by the organisation's admins.")
+    subscription = WebhookSubscription.objects.filter(org=request.org, pk=pk).first()
+    if subscription is None:
+        raise Http404("No such webhook in your organisation.")
+    subscription.active = not subscription.active
+    subscription.save(update_fields=["active"])
+    return redirect("webhooks")

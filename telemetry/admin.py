@@ -383,3 +383,33 @@ class LegacyOutboxAdmin(ReadOnlyAdmin):
 
         count = queryset.update(dead_at=None, attempts=0, next_attempt_at=timezone.now())
         self.message_user(request, f"{count} record(s) will be retried by the next drain.")
+
+
+@admin.register(m.WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["url", "org", "event_types", "active", "created_at"]
+    list_filter = ["active", "org"]
+    search_fields = ["url"]
+
+
+@admin.register(m.WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "event",
+        "subscription",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["state"]
+    list_select_related = ["event", "subscription"]
+
+
+@admin.register(m.RunEvent)
+class RunEventAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "type", "run_id", "step_number", "org"]
+    list_filter = ["type"]
+    search_fields = ["=run_id"]
+    date_hierarchy = "occurred_at"

@@ -12,6 +12,7 @@ from telemetry.models import (
     LlmUsageLog,
     Message,
     Organization,
+    RunEvent,
     TokenUsageAnalytics,
     WorkflowEvent,
     WorkflowRun,
@@ -90,3 +91,7 @@ def legacy_rows(run: WorkflowRun) -> dict[str, QuerySet]:
         "messages": Message.objects.filter(**by_run).order_by("step_number"),
         "conversations": conversation if run.conversation_id else Conversation.objects.none(),
     }
+
+
+def run_events(run: WorkflowRun) -> list[RunEvent]:
+    return list(RunEvent.objects.filter(run_id=run.run_id).order_by("occurred_at", "id"))

@@ -10,6 +10,7 @@ from telemetry.consistency.repair import repair_check
 from telemetry.consistency.runner import run_checks
 from telemetry.outbox import drain_outbox
 from telemetry.rollups import refresh_dirty
+from telemetry.webhooks import deliver_due
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -36,3 +37,8 @@ def repair_consistency_check(name: str) -> int:
 @shared_task(ignore_result=True)
 def refresh_rollups() -> int:
     return refresh_dirty()
+
+
+@shared_task(ignore_result=True)
+def deliver_webhooks() -> dict:
+    return deliver_due()

@@ -134,7 +134,7 @@ def test_every_dashboard_page_renders_its_charts(browser_page, live_server, org)
 
     ingest_runs(org, None, list(demo_runs(200, days=3)))
     user = get_user_model().objects.create_user("ana", password="pw-123456")
-    Membership.objects.create(user=user, org=org)
+    Membership.objects.create(user=user, org=org, role="admin")
     page = browser_page
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", "ana")
@@ -149,6 +149,12 @@ def test_every_dashboard_page_renders_its_charts(browser_page, live_server, org)
     run = WorkflowRun.objects.order_by("-started_at").first()
     visit(page, f"{live_server.url}/runs/{run.run_id}/", "page-run")
     assert page.locator("[data-figure] svg.main-svg").count() >= 1
+    visit(page, f"{live_server.url}/settings/webhooks/", "page-webhooks")
+    page.fill("#id_url", "https://hooks.example.com/lockstep")
+    page.check("input[value=workflow_failed]")
+    page.click("button[type=submit] >> text=Add webhook")
+    page.wait_for_load_state("networkidle")
+    assert "signing secret" in page.inner_text(".messages")
     # a click on a model's bar filters the page by that model
     visit(page, f"{live_server.url}/cost/?range=7d", "page-cost")
     box = page.locator('[data-figure="fig-by_model"] .bars path').last.bounding_box()

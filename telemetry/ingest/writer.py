@@ -16,7 +16,7 @@ import orjson
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from telemetry import locks, outbox, rollups
+from telemetry import locks, outbox, rollups, webhooks
 from telemetry.ingest.documents import (
     RUN_COLUMNS,
     RUN_DEFAULTS,
@@ -131,6 +131,9 @@ def _write(
         else:
             rollups.mark_dirty(hours)
             transaction.on_commit(_schedule_rollup_refresh)
+        if webhooks.record_events(changed_runs) and not settings.CELERY_TASK_ALWAYS_EAGER:
+            # With a worker, deliver right after commit; never inside the request.
+            transaction.on_commit(_schedule_webhooks)
         if settings.LOCKSTEP_WRITE_MODE == "async":
             outbox.enqueue(org.id, changed_runs)
             transaction.on_commit(_schedule_drain)
@@ -147,6 +150,15 @@ def _schedule_drain() -> None:
         drain_legacy_outbox.delay()
     except Exception:
         log.exception("could not schedule the outbox drain; beat will pick it up")
+
+
+def _schedule_webhooks() -> None:
+    from telemetry.tasks import deliver_webhooks
+
+    try:
+        deliver_webhooks.delay()
+    except Exception:
+        log.exception("could not schedule webhook delivery; beat will pick it up")
 
 
 def _schedule_rollup_refresh() -> None:

@@ -23,12 +23,20 @@ from telemetry.models.legacy import (
 from telemetry.models.outbox import LegacyOutbox
 from telemetry.models.rollups import PeopleRollup, RollupDirtyHour, RunRollup, StepRollup
 from telemetry.models.tenancy import ApiKey, Membership, Organization
+from telemetry.models.webhooks import (
+    EventType,
+    RunEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 __all__ = [
     "ApiKey",
     "CheckResult",
     "Conversation",
     "CostSource",
+    "EventType",
     "LegacyOutbox",
     "LlmUsageLog",
     "Membership",
@@ -36,11 +44,15 @@ __all__ = [
     "Organization",
     "PeopleRollup",
     "RollupDirtyHour",
+    "RunEvent",
     "RunRollup",
     "RunStatus",
     "StepRollup",
     "StepKind",
     "TokenUsageAnalytics",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "WorkflowCacheState",
     "WorkflowConfig",
     "WorkflowEvent",
