@@ -176,3 +176,57 @@ def _attempt(client: httpx.Client, delivery: WebhookDelivery) -> str:
         outcome = "failed"
     delivery.save(update_fields=["attempts", "state", "delivered_at", "next_attempt_at"])
     return outcome
+
+
+QUEUE_FOR_EVENTS = """
+INSERT INTO webhook_delivery (subscription_id, event_id)
+SELECT w.id, e.id FROM run_lifecycle_event e
+JOIN webhook_subscription w ON w.org_id = e.org_id AND w.active AND e.type = ANY(w.event_types)
+WHERE e.id = ANY(%s)
+ON CONFLICT DO NOTHING
+"""
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def record_check_failures(results) -> None:
+    """A `consistency_check_failed` event for each organisation whose rows a failing error
+    check names, carrying only that organisation's offending ids."""
+    import json
+
+    from telemetry.models import EventType, RunEvent, WorkflowRun
+
+    events = []
+    for result in results:
+        if result.passed or result.severity != "error":
+            continue
+        by_org: dict[str, list[str]] = {}
+        run_ids = [i for i in result.sample_ids if not i.startswith("[")]
+        for run_id, org_id in WorkflowRun.objects.filter(run_id__in=run_ids).values_list(
+            "run_id", "org_id"
+        ):
+            by_org.setdefault(str(org_id), []).append(str(run_id))
+        for key in result.sample_ids:
+            if key.startswith("["):
+                by_org.setdefault(str(json.loads(key)[0]), []).append(key)
+        for org_id, ids in by_org.items():
+            events.append(
+                RunEvent(
+                    org_id=org_id,
+                    run_id=None,
+                    type=EventType.CONSISTENCY_CHECK_FAILED,
+                    occurred_at=result.checked_at,
+                    payload={
+                        "check": result.check_name,
+                        "offenders_sample": ids,
+                        "window_start": _iso(result.window_start),
+                        "window_end": _iso(result.window_end),
+                    },
+                )
+            )
+    if events:
+        created = RunEvent.objects.bulk_create(events)
+        with connection.cursor() as cur:
+            cur.execute(QUEUE_FOR_EVENTS, [[e.pk for e in created]])

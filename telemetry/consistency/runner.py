@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db import connection
 
+from telemetry import webhooks
 from telemetry.consistency.checks import CHECKS, Check
 from telemetry.models import CheckResult
 
@@ -70,4 +71,6 @@ def run_checks(
     for check in checks:
         results.append(run_check(check, since, until, save=False))
         progress(check)
-    return CheckResult.objects.bulk_create(results)  # one write for the whole run
+    results = CheckResult.objects.bulk_create(results)  # one write for the whole run
+    webhooks.record_check_failures(results)
+    return results

@@ -143,3 +143,24 @@ def test_signature_format_and_replay_window():
     header = sign("whsec_x", 1_700_000_000, body)
     assert header.startswith("t=1700000000,v1=")
     assert not verify("whsec_x", header, body)  # far too old: a replay
+
+
+def test_a_failing_check_tells_each_organisation_about_its_own_runs(
+    ingest, org, other_org, other_api_key, receiver
+):
+    from django.db import connection
+
+    from telemetry.consistency.runner import run_checks
+
+    mine, theirs = full_run(), full_run()
+    ingest(mine)
+    ingest(theirs, key=other_api_key)
+    subscribe(org, receiver.url, "consistency_check_failed")
+    with connection.cursor() as cur:
+        cur.execute("UPDATE workflow_trace SET status = 'running'")
+    run_checks()
+    event = RunEvent.objects.get(type="consistency_check_failed", org=org)
+    assert event.payload["check"] == "status_timing_parity"
+    assert event.payload["offenders_sample"] == [mine["run_id"]]  # not the other org's run
+    assert deliver_due()["delivered"] == 1
+    assert json.loads(receiver.requests[0][1])["type"] == "consistency_check_failed"
