@@ -41,6 +41,7 @@ TABLES = [  # parents first, so a COPY satisfies every foreign key as it goes
     "rollup_run_hourly",
     "rollup_step_hourly",
     "rollup_people_hourly",
+    "run_lifecycle_event",
 ]
 BROKER = "redis://127.0.0.1:6379/14"
 
