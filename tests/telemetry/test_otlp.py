@@ -64,6 +64,17 @@ def test_the_otlp_exporter_reports_a_traced_workflow(live_server, api_key):
     trace_id = root.get_span_context().trace_id
     provider.shutdown()
 
+    import httpx
+
+    detail = httpx.get(
+        f"{live_server.url}/api/v1/runs/{uuid.UUID(int=trace_id)}",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ).json()
+    assert detail["run"]["llm_tokens_used"] == 1500 and float(detail["run"]["cost_usd"]) > 0
+    assert len(detail["steps"]) == 3
+    assert len(detail["legacy"]["llm_usage_logs"]) == 1
+    assert len(detail["legacy"]["workflow_steps"]) == 3
+
     run = WorkflowRun.objects.get(run_id=uuid.UUID(int=trace_id))
     assert (run.workflow_id, run.status, run.channel, run.user_id, run.conversation_id) == (
         "support-triage",

@@ -164,3 +164,15 @@ def test_a_failing_check_tells_each_organisation_about_its_own_runs(
     assert event.payload["offenders_sample"] == [mine["run_id"]]  # not the other org's run
     assert deliver_due()["delivered"] == 1
     assert json.loads(receiver.requests[0][1])["type"] == "consistency_check_failed"
+
+
+def test_the_command_delivers_due_events(ingest, org, receiver):
+    import io
+
+    from django.core.management import call_command
+
+    subscribe(org, receiver.url, "workflow_completed")
+    ingest(full_run())
+    out = io.StringIO()
+    call_command("deliver_webhooks", stdout=out)
+    assert "1 delivered" in out.getvalue() and len(receiver.requests) == 1
