@@ -51,7 +51,7 @@ def consistency(request):
             "failing": sum(s.state == "bad" for s in statuses),
             "warnings": sum(s.state == "warn" for s in statuses),
             "never_run": sum(s.state == "none" for s in statuses),
-            "figure": figure.to_plotly_json() if figure else None,
+            "figures": {"offenders": figure.to_plotly_json()} if figure else {},
             "outbox": selectors.outbox_status(),
         },
     )

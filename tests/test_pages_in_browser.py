@@ -116,7 +116,7 @@ def test_operators_read_the_consistency_page(browser_page, live_server, org, ing
     page.wait_for_load_state("networkidle")
     assert page.url.endswith("/consistency/")
     visit(page, f"{live_server.url}/consistency/", "consistency")
-    page.wait_for_selector("#offenders-chart svg.main-svg")
+    page.wait_for_selector('[data-figure="fig-offenders"] svg.main-svg')
     assert page.locator(".badge.bad").count() == 1
     page.click("text=Repair…")
     page.wait_for_load_state("networkidle")

@@ -53,7 +53,7 @@ def test_every_check_is_listed_with_its_latest_result(client, operator, broken_r
         assert check.name in html
     assert html.count('class="badge bad"') == 1
     assert broken_run[:12] in html
-    assert "offenders-figure" in html  # the chart's data
+    assert 'data-figure="fig-offenders"' in html  # the chart and its data
 
 
 def test_check_now_runs_the_recent_checks(client, operator, broken_run):
