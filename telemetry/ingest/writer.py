@@ -16,7 +16,7 @@ import orjson
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from telemetry import locks, outbox, rollups, webhooks
+from telemetry import locks, outbox, rollups, tasks, webhooks
 from telemetry.ingest.documents import (
     RUN_COLUMNS,
     RUN_DEFAULTS,
@@ -119,56 +119,46 @@ def _write(
         results.append(RunResult(p.index, str(p.run_id), status))
 
     if touched:
-        # Steps first (their foreign key to the run is checked at commit), so the run upsert
-        # can derive the run's totals from all its steps in the same statement.
         changed_runs = sorted(touched)
         hours_before = rollups.hours_of(changed_runs)
+        # Steps first (their foreign key to the run is checked at commit), so the run upsert
+        # can derive the run's totals from all its steps in the same statement.
         _upsert_steps(org, new_steps)
         _upsert_runs(org, api_key, {run_id: stored_runs[run_id] for run_id in touched})
-        hours = hours_before | rollups.hours_of(changed_runs)
-        if settings.LOCKSTEP_ROLLUP_REFRESH == "inline":
-            rollups.recompute_rollups(hours)
-        else:
-            rollups.mark_dirty(hours)
-            transaction.on_commit(_schedule_rollup_refresh)
-        if webhooks.record_events(changed_runs) and not settings.CELERY_TASK_ALWAYS_EAGER:
-            # With a worker, deliver right after commit; never inside the request.
-            transaction.on_commit(_schedule_webhooks)
-        if settings.LOCKSTEP_WRITE_MODE == "async":
-            outbox.enqueue(org.id, changed_runs)
-            transaction.on_commit(_schedule_drain)
-        else:
-            project_runs(changed_runs)
+        _follow_up(org, changed_runs, hours_before)
     return results
 
 
-def _schedule_drain() -> None:
-    # After commit: the runs are safe; a broker or drain failure must not fail the request.
-    from telemetry.tasks import drain_legacy_outbox
-
-    try:
-        drain_legacy_outbox.delay()
-    except Exception:
-        log.exception("could not schedule the outbox drain; beat will pick it up")
-
-
-def _schedule_webhooks() -> None:
-    from telemetry.tasks import deliver_webhooks
-
-    try:
-        deliver_webhooks.delay()
-    except Exception:
-        log.exception("could not schedule webhook delivery; beat will pick it up")
-
-
-def _schedule_rollup_refresh() -> None:
-    from telemetry.tasks import refresh_rollups
-
-    try:
+def _follow_up(org: Organization, changed_runs: list[UUID], hours_before: set) -> None:
+    """What a write to runs sets off, in the same transaction: dashboard rollups, lifecycle
+    events (and their webhook deliveries), and the legacy rows or their outbox records."""
+    hours = hours_before | rollups.hours_of(changed_runs)
+    if settings.LOCKSTEP_ROLLUP_REFRESH == "inline":
+        rollups.recompute_rollups(hours)
+    else:
+        rollups.mark_dirty(hours)
         # A short delay lets the writes of the next seconds to the same hour share a refresh.
-        refresh_rollups.apply_async(countdown=ROLLUP_REFRESH_DELAY_S)
-    except Exception:
-        log.exception("could not schedule the rollup refresh; beat will pick it up")
+        _after_commit(tasks.refresh_rollups, countdown=ROLLUP_REFRESH_DELAY_S)
+    if webhooks.record_events(changed_runs) and not settings.CELERY_TASK_ALWAYS_EAGER:
+        _after_commit(tasks.deliver_webhooks)  # with a worker; never inside the request
+    if settings.LOCKSTEP_WRITE_MODE == "async":
+        outbox.enqueue(org.id, changed_runs)
+        _after_commit(tasks.drain_legacy_outbox)
+    else:
+        project_runs(changed_runs)
+
+
+def _after_commit(task, countdown: int = 0) -> None:
+    """Queue a Celery task once the transaction commits. The rows are safe by then, so a
+    broker failure is logged (beat runs the task anyway), never raised into the request."""
+
+    def send() -> None:
+        try:
+            task.apply_async(countdown=countdown)
+        except Exception:
+            log.exception("could not queue %s; beat will run it", task.name)
+
+    transaction.on_commit(send)
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
