@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from telemetry.consistency.checks import Check
 from telemetry.consistency.runner import offender_ids, run_check
-from telemetry.models import CheckResult, Conversation
+from telemetry.models import CheckResult, Conversation, CutoverState
 from telemetry.outbox import project_and_settle
 from telemetry.projection import recompute_conversations, recompute_token_analytics
 from telemetry.rollups import recompute_rollups
@@ -51,6 +51,11 @@ def repair_check(
 
 
 def repair_offenders(check: Check, ids: Sequence[str], progress: Callable[[int], None]) -> None:
+    if CutoverState.objects.exists():
+        raise ValueError(
+            "the legacy tables are views since the cutover: nothing to repair "
+            "there; `manage.py cutover --rollback` restores them"
+        )
     if check.repair == "run":
         reproject_runs(ids, progress)
     elif check.repair == "analytics_day":

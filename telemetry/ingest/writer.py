@@ -27,7 +27,7 @@ from telemetry.ingest.documents import (
     merge,
     prepare,
 )
-from telemetry.models import ApiKey, Organization
+from telemetry.models import ApiKey, CutoverState, Organization
 from telemetry.projection import project_runs
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,8 @@ def _follow_up(org: Organization, changed_runs: list[UUID], hours_before: set) -
         _after_commit(tasks.refresh_rollups, countdown=ROLLUP_REFRESH_DELAY_S)
     if webhooks.record_events(changed_runs) and not settings.CELERY_TASK_ALWAYS_EAGER:
         _after_commit(tasks.deliver_webhooks)  # with a worker; never inside the request
+    if CutoverState.objects.exists():
+        return  # the legacy tables are views over the consolidated ones now
     if settings.LOCKSTEP_WRITE_MODE == "async":
         outbox.enqueue(org.id, changed_runs)
         _after_commit(tasks.drain_legacy_outbox)

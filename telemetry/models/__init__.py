@@ -20,7 +20,7 @@ from telemetry.models.legacy import (
     WorkflowTraceEndpoint,
     WorkflowTraceScreenshot,
 )
-from telemetry.models.outbox import LegacyOutbox
+from telemetry.models.outbox import CutoverState, LegacyOutbox
 from telemetry.models.rollups import PeopleRollup, RollupDirtyHour, RunRollup, StepRollup
 from telemetry.models.tenancy import ApiKey, Membership, Organization
 from telemetry.models.webhooks import (
@@ -36,6 +36,7 @@ __all__ = [
     "CheckResult",
     "Conversation",
     "CostSource",
+    "CutoverState",
     "EventType",
     "LegacyOutbox",
     "LlmUsageLog",

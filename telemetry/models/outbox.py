@@ -31,3 +31,17 @@ class LegacyOutbox(models.Model):
     def __str__(self) -> str:
         state = "dead" if self.dead_at else f"attempt {self.attempts}"
         return f"run {self.run_id} ({state})"
+
+
+class CutoverState(models.Model):
+    """One row once the legacy tables have been retired behind views (`manage.py cutover`):
+    from then on writes go to the consolidated tables only."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    cut_over_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "lockstep_cutover"
+
+    def __str__(self) -> str:
+        return f"cut over at {self.cut_over_at:%Y-%m-%d %H:%M}"
