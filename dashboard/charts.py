@@ -159,7 +159,7 @@ def latency_histogram(histogram: dict[int, int]) -> go.Figure:
             hovertemplate="~%{x:,.0f} ms: %{y:,} runs<extra></extra>",
         )
     )
-    figure.update_xaxes(title_text="run duration (ms)", type="log")
+    figure.update_xaxes(title_text="run duration (ms)", type="log", dtick=1, tickformat=",.0f")
     figure.update_yaxes(title_text="runs")
     return figure
 

@@ -269,6 +269,14 @@ class Slice:
     output_tokens: int
     total_tokens: int
     cost: Decimal
+    unpriced_calls: int = 0  # calls whose model is not in the price table, or without usage
+
+    @property
+    def priced(self) -> str:
+        """'all', 'some' or 'none' of the calls have a known cost."""
+        if not self.unpriced_calls:
+            return "all"
+        return "none" if self.unpriced_calls >= self.calls else "some"
 
 
 def breakdown(figures: Figures, by: str, llm_only: bool = True) -> list[Slice]:
@@ -276,7 +284,9 @@ def breakdown(figures: Figures, by: str, llm_only: bool = True) -> list[Slice]:
     where = "WHERE model IS NOT NULL" if llm_only else ""
     rows = figures.query(f"""
         SELECT {column}, sum(steps)::bigint, sum(input_tokens)::bigint,
-               sum(output_tokens)::bigint, sum(total_tokens)::bigint, sum(cost_usd)
+               sum(output_tokens)::bigint, sum(total_tokens)::bigint, sum(cost_usd),
+               coalesce(sum(steps) FILTER (
+                 WHERE cost_source IN ('unknown_model', 'no_usage')), 0)::bigint
         FROM steps_r {where} GROUP BY 1 ORDER BY 6 DESC, 5 DESC""")
     return [Slice(*row) for row in rows]
 

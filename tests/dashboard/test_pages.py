@@ -110,3 +110,9 @@ def test_a_login_without_organisation_is_refused(client, db):
     user = get_user_model().objects.create_user("lonely", password="pw-123456")
     client.force_login(user)
     assert client.get("/overview/").status_code == 403
+
+
+def test_cost_page_says_which_models_are_not_priced(client, member, demo):
+    html = client.get("/cost/", {"range": "7d"}).content.decode()
+    row = html[html.index("acme-internal-llm-2</a>") :]
+    assert "not priced" in row[: row.index("</tr>")]
