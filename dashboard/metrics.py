@@ -19,7 +19,7 @@ from django.db import connection
 
 from dashboard.filters import PageFilters
 from telemetry.models import Organization
-from telemetry.rollups import BUCKET_SQL, merge_histograms, percentile
+from telemetry.rollups import BUCKET_SQL, percentile
 
 Source = Literal["rollup", "base"]
 ORIGIN = "2000-01-03T00:00:00Z"  # a Monday, so weekly and daily buckets line up
@@ -304,18 +304,3 @@ def latency_by(
         if n:
             out[name][key] = n
     return dict(out)
-
-
-__all__ = [
-    "Figures",
-    "Series",
-    "Slice",
-    "Totals",
-    "breakdown",
-    "cost_by_model_series",
-    "latency_by",
-    "latency_series",
-    "merge_histograms",
-    "run_series",
-    "totals",
-]

@@ -273,17 +273,22 @@ def run_detail(request, run_id):
     )
 
 
-def _org_admin(request) -> bool:
-    return (
-        request.user.is_staff
-        or request.org.memberships.filter(user=request.user, role="admin").exists()
-    )
+def org_admins_only(view):
+    """The organisation's admins (and operators) only; after `org_required`."""
+
+    @org_required
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        admin = request.org.memberships.filter(user=request.user, role="admin").exists()
+        if not (admin or request.user.is_staff):
+            raise PermissionDenied("Webhooks are managed by the organisation's admins.")
+        return view(request, *args, **kwargs)
+
+    return guarded
 
 
-@org_required
+@org_admins_only
 def webhooks(request):
-    if not _org_admin(request):
-        raise PermissionDenied("Webhooks are managed by the organisation's admins.")
     form = WebhookForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         subscription = form.save(commit=False)
@@ -300,11 +305,9 @@ def webhooks(request):
     )
 
 
-@org_required
+@org_admins_only
 @require_POST
 def webhook_toggle(request, pk):
-    if not _org_admin(request):
-        raise PermissionDenied("Webhooks are managed by the organisation's admins.")
     subscription = WebhookSubscription.objects.filter(org=request.org, pk=pk).first()
     if subscription is None:
         raise Http404("No such webhook in your organisation.")

@@ -14,9 +14,9 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from telemetry import locks
+from telemetry.consistency.repair import reproject_runs
 from telemetry.models import CutoverState
-from telemetry.projection import MESSAGE_TIME, USAGE_TIME, project_runs
+from telemetry.projection import MESSAGE_TIME, USAGE_TIME
 
 RETIRED = "_retired"
 # In the order the views are created: each reads only views created before it.
@@ -328,7 +328,7 @@ def readiness() -> Readiness:
 def cutover() -> None:
     """Retire the legacy tables and create the views, in one transaction."""
     with transaction.atomic(), connection.cursor() as cur:
-        # Writers take this lock per run; the table locks below make them wait for us.
+        # Writes to runs wait until the views are in place and the state says so.
         cur.execute("LOCK TABLE user_workflow_run IN SHARE ROW EXCLUSIVE MODE")
         for table in LEGACY_TABLES:
             cur.execute(f"ALTER TABLE {table} RENAME TO {table}{RETIRED}")
@@ -353,9 +353,5 @@ def rollback() -> int:
             "SELECT run_id FROM user_workflow_run WHERE updated_at >= %s ORDER BY 1", [since]
         )
         run_ids = [r[0] for r in cur.fetchall()]
-    for start in range(0, len(run_ids), 500):
-        chunk = run_ids[start : start + 500]
-        with transaction.atomic():
-            locks.lock_keys(locks.RUNS, chunk)
-            project_runs(chunk)
+    reproject_runs(run_ids)
     return len(run_ids)

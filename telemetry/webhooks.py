@@ -10,6 +10,7 @@ delivered.
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from telemetry.models import WebhookAttempt, WebhookDelivery
+from telemetry.models import EventType, RunEvent, WebhookAttempt, WebhookDelivery, WorkflowRun
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +195,6 @@ def _iso(moment) -> str | None:
 def record_check_failures(results) -> None:
     """A `consistency_check_failed` event for each organisation whose rows a failing error
     check names, carrying only that organisation's offending ids."""
-    import json
-
-    from telemetry.models import EventType, RunEvent, WorkflowRun
-
     events = []
     for result in results:
         if result.passed or result.severity != "error":

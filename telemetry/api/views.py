@@ -1,11 +1,7 @@
 """The HTTP API: thin views over `telemetry.ingest` and `telemetry.selectors`."""
 
-import logging
-
 import orjson
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
 from django.http import Http404, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, pagination, status
@@ -23,8 +19,6 @@ from telemetry.api.serializers import (
 )
 from telemetry.ingest.contract import IngestBatch
 from telemetry.ingest.writer import ingest_runs
-
-log = logging.getLogger(__name__)
 
 
 def _error(http_status: int, message: str) -> Response:
@@ -51,15 +45,7 @@ class IngestView(APIView):
     )
     def post(self, request):
         try:
-            body = request.body
-        except RequestDataTooBig:
-            limit = settings.LOCKSTEP_MAX_BODY_BYTES
-            return _error(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                f"Body is over {limit:,} bytes; send fewer runs per request.",
-            )
-        try:
-            batch = orjson.loads(body)
+            batch = orjson.loads(request.body)
         except orjson.JSONDecodeError as exc:
             return _error(status.HTTP_400_BAD_REQUEST, f"Body is not valid JSON: {exc}.")
         runs = batch.get("runs") if isinstance(batch, dict) else None
@@ -82,14 +68,7 @@ class IngestView(APIView):
                 status.HTTP_400_BAD_REQUEST,
                 f"{len(runs):,} runs in one request; send at most {limit:,} per request.",
             )
-        try:
-            results = ingest_runs(request.org, request.auth, runs)
-        except DatabaseError:
-            log.exception("ingest failed; the transaction was rolled back")
-            return _error(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "The database did not take this batch; nothing from it was stored. Retry it.",
-            )
+        results = ingest_runs(request.org, request.auth, runs)
         rejected = sum(1 for r in results if r.status == "rejected")
         return Response(
             {
@@ -159,29 +138,15 @@ class OtlpTracesView(APIView):
     def post(self, request):
         content_type = request.content_type.split(";")[0].strip()
         try:
-            body = request.body
             export = otlp.parse_request(
-                body,
+                request.body,
                 content_type,
                 request.headers.get("Content-Encoding", "").lower(),
                 settings.LOCKSTEP_MAX_BODY_BYTES,
             )
-        except RequestDataTooBig:
-            return _error(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                f"Body is over {settings.LOCKSTEP_MAX_BODY_BYTES:,} bytes.",
-            )
         except otlp.OtlpError as exc:
             return _error(status.HTTP_400_BAD_REQUEST, f"OTLP: {exc}.")
-        try:
-            result = otlp.export_traces(request.org, request.auth, export)
-        except DatabaseError:
-            log.exception("OTLP export failed; the transaction was rolled back")
-            return _error(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "The database did not take this export; nothing was stored. Retry.",
-            )
-        response = result.response()
+        response = otlp.export_traces(request.org, request.auth, export).response()
         if content_type == "application/json":
             from google.protobuf.json_format import MessageToDict
 

@@ -28,7 +28,9 @@ def _chunks(items: Sequence, size: int = CHUNK):
         yield items[start : start + size]
 
 
-def reproject_runs(run_ids: Sequence[UUID | str], progress: Callable[[int], None] = print) -> None:
+def reproject_runs(
+    run_ids: Sequence[UUID | str], progress: Callable[[int], None] = lambda n: None
+) -> None:
     """Re-project runs: legacy rows equal to the consolidated ones, or gone if there is none.
     Their outbox records, dead or alive, are settled by it too."""
     for chunk in _chunks(sorted({str(r) for r in run_ids})):
