@@ -18,7 +18,7 @@ DEBUG = env_bool("DJANGO_DEBUG", True)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "telemetry.admin_site.OperatorsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -41,6 +41,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "telemetry.scope.RequestScopeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -63,22 +64,37 @@ TEMPLATES = [
 ]
 
 # --- Database: DATABASE_URL, or the embedded PostgreSQL under var/ ---------------------
+# That URL is the schema owner's ("owner"): migrations, the roles and grants they set up, and
+# the cutover's DDL use it. The app itself ("default") connects to the same database as
+# LOCKSTEP_DB_ROLE, which is neither superuser nor BYPASSRLS, so PostgreSQL's row-level
+# security keeps each organisation's rows its own (telemetry/scope.py).
 if os.environ.get("DATABASE_URL"):
-    _db = dj_database_url.parse(os.environ["DATABASE_URL"])
+    _owner = dj_database_url.parse(os.environ["DATABASE_URL"])
 else:
     from config.embedded_db import embedded_database
 
-    _db = embedded_database(BASE_DIR / "var" / "pgdata")
-_db["CONN_MAX_AGE"] = 0  # the pool below keeps connections instead
-# Compiling plans just in time costs more than it saves for this app's queries (the checks
-# and dashboard queries spent more time in JIT than in execution when it kicked in).
-_db.setdefault("OPTIONS", {})["options"] = "-c jit=off"
-_db.setdefault("OPTIONS", {})["pool"] = {
-    "min_size": 1,
-    "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
-    "timeout": 10,
+    _owner = embedded_database(BASE_DIR / "var" / "pgdata")
+LOCKSTEP_DB_ROLE = os.environ.get("LOCKSTEP_DB_ROLE", "lockstep_app")
+LOCKSTEP_DB_PASSWORD = os.environ.get("LOCKSTEP_DB_PASSWORD", "")
+# The role `scope.all_orgs()` assumes for work that spans organisations (BYPASSRLS, no login).
+LOCKSTEP_DB_OPS_ROLE = f"{LOCKSTEP_DB_ROLE}_ops"
+_owner["CONN_MAX_AGE"] = 0
+_app = {**_owner, "USER": LOCKSTEP_DB_ROLE, "PASSWORD": LOCKSTEP_DB_PASSWORD}
+_app["OPTIONS"] = {
+    **_owner.get("OPTIONS", {}),
+    # Compiling plans just in time costs more than it saves for this app's queries (the
+    # checks and dashboard queries spent more time in JIT than in execution when it kicked in).
+    "options": "-c jit=off",
+    # The pool keeps connections instead of CONN_MAX_AGE; each goes back to it as the app's
+    # own role, whatever role `scope.all_orgs()` gave its session.
+    "pool": {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
+        "timeout": 10,
+        "reset": lambda conn: conn.execute("RESET ROLE"),
+    },
 }
-DATABASES = {"default": _db}
+DATABASES = {"default": _app, "owner": _owner}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

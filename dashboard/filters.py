@@ -58,18 +58,23 @@ def parse_filters(params) -> PageFilters:
     chosen = params.get("range", "24h")
     dimensions = {name: params.get(name, "").strip()[:200] for name in DIMENSIONS}
     if chosen == "custom":
-        since = parse_datetime(params.get("since", "") or "")
-        until = parse_datetime(params.get("until", "") or "") or now
+        since = _aware(parse_datetime(params.get("since", "") or ""))
+        until = _aware(parse_datetime(params.get("until", "") or "")) or now
         if since is None:
             errors.append("Custom range: give 'since' as a date and time, e.g. 2025-01-14T10:00.")
             chosen, since, until = "24h", now - RANGES["24h"], now
         elif since >= until:
             errors.append("Custom range: 'since' must be before 'until'.")
             since, until = until - RANGES["24h"], until
-        since = since if since.tzinfo else timezone.make_aware(since)
-        until = until if until.tzinfo else timezone.make_aware(until)
         return PageFilters("custom", since, until, errors=tuple(errors), **dimensions)
     if chosen not in RANGES:
         errors.append(f"Unknown range {chosen!r}; showing the last 24 hours.")
         chosen = "24h"
     return PageFilters(chosen, now - RANGES[chosen], now, errors=tuple(errors), **dimensions)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A date and time typed without a zone is UTC, the zone every page shows."""
+    if moment is None or moment.tzinfo:
+        return moment
+    return timezone.make_aware(moment)

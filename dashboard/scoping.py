@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 
 from telemetry.models import Organization
+from telemetry.scope import activate_org
 
 SESSION_KEY = "lockstep_org"
 
@@ -36,6 +37,7 @@ def org_required(view):
         request.org = by_slug.get(wanted, orgs[0])
         request.orgs = orgs
         request.session[SESSION_KEY] = request.org.slug
+        activate_org(request.org.id)  # the only organisation the database shows this request
         return view(request, *args, **kwargs)
 
     return scoped

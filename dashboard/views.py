@@ -21,18 +21,21 @@ from telemetry.consistency.checks import BY_NAME
 from telemetry.consistency.runner import offender_ids, run_checks
 from telemetry.models import WebhookSubscription
 from telemetry.outbox import revive_dead_letters
+from telemetry.scope import all_orgs
 from telemetry.tasks import drain_legacy_outbox, repair_consistency_check
 
 
 def operators_only(view):
-    """Checks read every organisation's rows: these pages are for operators (staff) only."""
+    """Checks read every organisation's rows: these pages are for operators (staff) only, and
+    read across organisations (`all_orgs`)."""
 
     @login_required
     @wraps(view)
     def guarded(request, *args, **kwargs):
         if not request.user.is_staff:
             raise PermissionDenied("The consistency pages are for operators (staff users).")
-        return view(request, *args, **kwargs)
+        with all_orgs():
+            return view(request, *args, **kwargs)
 
     return guarded
 

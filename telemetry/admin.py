@@ -10,10 +10,6 @@ from django.utils.html import format_html
 
 from telemetry import models as m
 
-admin.site.site_header = "Lockstep operations"
-admin.site.site_title = "Lockstep"
-admin.site.index_title = "Runs, their legacy rows, organisations and keys"
-
 
 def pretty_json(value) -> str:
     if value in (None, "", [], {}):

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 
 from telemetry import locks, rollups
 from telemetry.projection import project_runs, recompute_token_analytics
+from telemetry.scope import all_orgs
 
 BACKFILL_NAMESPACE = uuid.UUID("0b9f3c52-7d41-4a2e-9a55-3f1b6c8d2e77")
 STATUS_MAP = """CASE lower(t.status)
@@ -45,6 +46,7 @@ def run_id_for(trace_id: int) -> uuid.UUID:
     return uuid.uuid5(BACKFILL_NAMESPACE, f"trace:{trace_id}")
 
 
+@all_orgs()
 def pending_traces() -> int:
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM workflow_trace WHERE run_id IS NULL")
@@ -142,6 +144,7 @@ RETURNING t.run_id
 """
 
 
+@all_orgs()
 def backfill(
     chunk_size: int = 1000, dry_run: bool = False, progress: Callable[[int], None] = lambda n: None
 ) -> BackfillReport:

@@ -11,12 +11,14 @@ negative ids derived from the consolidated row, which can never collide with the
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from telemetry.consistency.repair import reproject_runs
+from telemetry.db_roles import OWNER_DB
 from telemetry.models import CutoverState
 from telemetry.projection import MESSAGE_TIME, USAGE_TIME
+from telemetry.scope import all_orgs
 
 RETIRED = "_retired"
 # In the order the views are created: each reads only views created before it.
@@ -252,28 +254,30 @@ AGGREGATES = {
 }
 # Rows older code wrote that no run stands for stay visible through the view.
 LEGACY_ONLY = {"llm_usage_logs": "run_id IS NULL"}
+# The views read the consolidated tables with the reader's rights, so row-level security
+# still shows each organisation only its own rows.
+INVOKER = "WITH (security_invoker = true)"
 
 
-def _columns(table: str) -> list[tuple[str, str]]:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
-            "ORDER BY a.attnum",
-            [table],
-        )
-        return cur.fetchall()
+def _columns(cur, table: str) -> list[tuple[str, str]]:
+    cur.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        [table],
+    )
+    return cur.fetchall()
 
 
-def _view_sql(table: str) -> str:
-    columns = _columns(table + RETIRED)
+def _view_sql(cur, table: str) -> str:
+    columns = _columns(cur, table + RETIRED)
     if table in AGGREGATES:
         body = AGGREGATES[table]
         select = ", ".join(f"a.{name}::{kind} AS {name}" for name, kind in columns)
-        return f"CREATE VIEW {table} AS SELECT {select} FROM ({body}) a"
+        return f"CREATE VIEW {table} {INVOKER} AS SELECT {select} FROM ({body}) a"
     expressions, source = VIEWS[table]
     select = ", ".join(f"({expressions[name]})::{kind} AS {name}" for name, kind in columns)
-    sql = f"CREATE VIEW {table} AS SELECT {select} FROM {source}"
+    sql = f"CREATE VIEW {table} {INVOKER} AS SELECT {select} FROM {source}"
     if table in LEGACY_ONLY:
         plain = ", ".join(name for name, _ in columns)
         sql += f" UNION ALL SELECT {plain} FROM {table}{RETIRED} WHERE {LEGACY_ONLY[table]}"
@@ -311,7 +315,7 @@ def readiness() -> Readiness:
     state.failing_checks = [
         r.check_name for r in run_checks() if r.severity == "error" and not r.passed
     ]
-    with connection.cursor() as cur:
+    with all_orgs(), connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM legacy_outbox")
         state.outbox_pending = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM workflow_trace WHERE run_id IS NULL")
@@ -326,15 +330,18 @@ def readiness() -> Readiness:
 
 
 def cutover() -> None:
-    """Retire the legacy tables and create the views, in one transaction."""
-    with transaction.atomic(), connection.cursor() as cur:
+    """Retire the legacy tables and create the views, in one transaction of the schema owner
+    (the app's role may not change the schema)."""
+    with transaction.atomic(using=OWNER_DB), connections[OWNER_DB].cursor() as cur:
         # Writes to runs wait until the views are in place and the state says so.
         cur.execute("LOCK TABLE user_workflow_run IN SHARE ROW EXCLUSIVE MODE")
         for table in LEGACY_TABLES:
             cur.execute(f"ALTER TABLE {table} RENAME TO {table}{RETIRED}")
         for table in LEGACY_TABLES:
-            cur.execute(_view_sql(table))
-        CutoverState.objects.update_or_create(id=1, defaults={"cut_over_at": timezone.now()})
+            cur.execute(_view_sql(cur, table))
+        CutoverState.objects.using(OWNER_DB).update_or_create(
+            id=1, defaults={"cut_over_at": timezone.now()}
+        )
 
 
 def rollback() -> int:
@@ -342,13 +349,14 @@ def rollback() -> int:
     since = cut_over_at()
     if since is None:
         raise ValueError("not cut over")
-    with transaction.atomic(), connection.cursor() as cur:
+    with transaction.atomic(using=OWNER_DB), connections[OWNER_DB].cursor() as cur:
         cur.execute("LOCK TABLE user_workflow_run IN SHARE ROW EXCLUSIVE MODE")
         for table in reversed(LEGACY_TABLES):
             cur.execute(f"DROP VIEW {table}")
         for table in LEGACY_TABLES:
             cur.execute(f"ALTER TABLE {table}{RETIRED} RENAME TO {table}")
-        CutoverState.objects.all().delete()
+        CutoverState.objects.using(OWNER_DB).all().delete()
+    with all_orgs(), connection.cursor() as cur:
         cur.execute(
             "SELECT run_id FROM user_workflow_run WHERE updated_at >= %s ORDER BY 1", [since]
         )

@@ -21,6 +21,7 @@ from django.utils import timezone
 from telemetry import locks
 from telemetry.models import LegacyOutbox
 from telemetry.projection import project_runs
+from telemetry.scope import all_orgs
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=2**attempts), BACKOFF_CAP)
 
 
+@all_orgs()
 def drain_outbox(batch_size: int = 200, max_batches: int | None = None) -> DrainResult:
     """Drain due outbox records until none are left (or max_batches)."""
     result = DrainResult()
@@ -105,6 +107,7 @@ def _drain_one(run_id: UUID, record_ids: list[int], result: DrainResult) -> None
         result.failed += 1
 
 
+@all_orgs()
 def revive_dead_letters() -> int:
     """Make dead letters due again (after the cause is fixed)."""
     return LegacyOutbox.objects.filter(dead_at__isnull=False).update(

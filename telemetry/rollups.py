@@ -15,6 +15,7 @@ import orjson
 from django.db import connection, transaction
 
 from telemetry import locks
+from telemetry.scope import all_orgs
 
 BUCKETS_PER_DOUBLING = 4
 PERCENTILE_ERROR = 2 ** (1 / (2 * BUCKETS_PER_DOUBLING)) - 1  # 0.0905
@@ -153,6 +154,7 @@ def mark_dirty(keys: Iterable[tuple[UUID, datetime]]) -> None:
         )
 
 
+@all_orgs()
 def refresh_dirty(batch: int = 100) -> int:
     """Recompute the queued hours, a batch per transaction; returns how many were refreshed.
     A write that marks an hour again while it is being refreshed queues it once more."""

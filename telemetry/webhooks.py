@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from telemetry.models import EventType, RunEvent, WebhookAttempt, WebhookDelivery, WorkflowRun
+from telemetry.scope import all_orgs
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def backoff(attempts: int) -> timedelta:
 LEASE = timedelta(minutes=2)  # a delivery in flight is not picked up again meanwhile
 
 
+@all_orgs()
 def deliver_due(limit: int = 100, timeout_s: float = 5.0) -> dict[str, int]:
     """POST every due delivery once; returns counts of delivered, failed and dead.
 

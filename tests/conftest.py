@@ -4,10 +4,15 @@ from collections.abc import Callable
 
 import orjson
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 
+from telemetry.db_roles import OWNER_DB
 from telemetry.models import ApiKey, Organization
+from telemetry.scope import all_orgs
+
+APP_ROLE = settings.LOCKSTEP_DB_ROLE
 
 TEST_BROKER_URL = os.environ.get("LOCKSTEP_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
@@ -22,15 +27,48 @@ def _celery_broker_for_worker_tests():
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """End stray sessions before the test database is dropped: connections that the live
-    server's request threads opened would otherwise keep it open."""
+def django_db_setup(django_test_environment, django_db_blocker):
+    """The test database is created and migrated by the schema owner, as in production (which
+    also creates the app's roles and grants); the tests then connect as the app's role, so
+    row-level security is on in every test."""
+    owner, app = connections[OWNER_DB], connections["default"]
+    with django_db_blocker.unblock():
+        real_name = owner.settings_dict["NAME"]
+        test_name = owner.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        app.close()
+        app.settings_dict["NAME"] = test_name
+        with owner.cursor() as cur:  # the test runner's flush truncates; the app never does
+            cur.execute(f"GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
     yield
-    with django_db_blocker.unblock(), connections["default"].cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    with django_db_blocker.unblock():
+        # End stray sessions (the live server's request threads) so the database can go.
+        with owner.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        app.close()
+        if hasattr(app, "close_pool"):
+            app.close_pool()
+        owner.creation.destroy_test_db(real_name, verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _operator_unless_app_role(request):
+    """Test code reads and writes as an operator (`all_orgs`), so it can set up and inspect any
+    organisation's rows; requests, tasks and commands under test set their own scope. Tests
+    marked `app_role` run as the app's role with no organisation set."""
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+        "live_server",
+    }.intersection(request.fixturenames)
+    if not uses_db or request.node.get_closest_marker("app_role"):
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    with all_orgs():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -174,3 +212,41 @@ def full_run(run_id: str | None = None, **overrides) -> dict:
     }
     run.update(overrides)
     return run
+
+
+# Tests that change the schema to make writes fail: the schema owner makes the change (the
+# app's role cannot), so it commits and these tests run outside a test transaction.
+CHANGES_SCHEMA = pytest.mark.django_db(transaction=True, databases=["default", OWNER_DB])
+
+
+@pytest.fixture
+def refuse_evil_traces() -> Callable[[bool], None]:
+    """refuse(True) makes writing a legacy trace of workflow 'evil' fail; refuse(False) and
+    the end of the test undo it."""
+
+    def refuse(on: bool = True) -> None:
+        with connections[OWNER_DB].cursor() as cur:
+            cur.execute("ALTER TABLE workflow_trace DROP CONSTRAINT IF EXISTS refuse_evil")
+            if on:
+                cur.execute(
+                    "ALTER TABLE workflow_trace ADD CONSTRAINT refuse_evil "
+                    "CHECK (workflow_id IS DISTINCT FROM 'evil')"
+                )
+
+    refuse(True)
+    yield refuse
+    refuse(False)
+
+
+@pytest.fixture
+def tasks_queued_not_run():
+    """Celery tasks go to the test broker, where no worker takes them (as with a worker that
+    is down): tests drive the drain themselves."""
+    import redis
+
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = True
+    redis.Redis.from_url(TEST_BROKER_URL).flushdb()

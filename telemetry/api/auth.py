@@ -1,10 +1,12 @@
-"""Who is calling: an API key (bearer) or a logged-in member, and for which organisation."""
+"""Who is calling: an API key (bearer) or a logged-in member, and for which organisation. That
+organisation is also the only one whose rows the request's transaction can see."""
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from telemetry.models import ApiKey, Organization
+from telemetry.scope import activate_org
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -27,6 +29,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             )
         key.touch()
         request.org = key.org
+        activate_org(key.org_id)
         return (None, key)
 
     def authenticate_header(self, request):
@@ -43,6 +46,7 @@ def request_org(request) -> Organization | None:
         membership = user.memberships.select_related("org").order_by("created_at").first()
         if membership is not None:
             request.org = membership.org
+            activate_org(membership.org_id)
             return membership.org
     return None
 

@@ -19,6 +19,7 @@ from telemetry.models import CheckResult, Conversation, CutoverState
 from telemetry.outbox import project_and_settle
 from telemetry.projection import recompute_conversations, recompute_token_analytics
 from telemetry.rollups import recompute_rollups
+from telemetry.scope import all_orgs
 
 CHUNK = 500
 
@@ -28,6 +29,7 @@ def _chunks(items: Sequence, size: int = CHUNK):
         yield items[start : start + size]
 
 
+@all_orgs()
 def reproject_runs(
     run_ids: Sequence[UUID | str], progress: Callable[[int], None] = lambda n: None
 ) -> None:
@@ -39,6 +41,7 @@ def reproject_runs(
         progress(len(chunk))
 
 
+@all_orgs()
 def repair_check(
     check: Check,
     since: datetime | None = None,
@@ -52,6 +55,7 @@ def repair_check(
     return run_check(check, since, until)
 
 
+@all_orgs()
 def repair_offenders(check: Check, ids: Sequence[str], progress: Callable[[int], None]) -> None:
     if CutoverState.objects.exists():
         raise ValueError(

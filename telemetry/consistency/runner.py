@@ -9,6 +9,7 @@ from django.db import connection
 from telemetry import webhooks
 from telemetry.consistency.checks import CHECKS, Check
 from telemetry.models import CheckResult
+from telemetry.scope import all_orgs
 
 SAMPLE_SIZE = 20
 
@@ -17,6 +18,7 @@ def _materialized(check: Check) -> str:
     return "MATERIALIZED" if check.materialize_scope else "NOT MATERIALIZED"
 
 
+@all_orgs()
 def run_check(
     check: Check, since: datetime | None, until: datetime | None, save: bool = True
 ) -> CheckResult:
@@ -49,6 +51,7 @@ def run_check(
     return result
 
 
+@all_orgs()
 def offender_ids(check: Check, since: datetime | None, until: datetime | None) -> list[str]:
     """Every offender of a check (not just the sample), for repair."""
     with connection.cursor() as cur:
@@ -60,6 +63,7 @@ def offender_ids(check: Check, since: datetime | None, until: datetime | None) -
         return [row[0] for row in cur.fetchall()]
 
 
+@all_orgs()
 def run_checks(
     since: datetime | None = None,
     until: datetime | None = None,

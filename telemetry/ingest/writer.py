@@ -16,7 +16,7 @@ import orjson
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from telemetry import locks, outbox, rollups, tasks, webhooks
+from telemetry import locks, outbox, rollups, scope, tasks, webhooks
 from telemetry.ingest.documents import (
     RUN_COLUMNS,
     RUN_DEFAULTS,
@@ -64,7 +64,7 @@ def ingest_runs(org: Organization, api_key: ApiKey | None, raw_runs: list[Any]) 
     if prepared:
         for attempt in range(3):
             try:
-                with transaction.atomic():
+                with scope.org_scope(org.id):  # one organisation's rows, whoever calls
                     written = _write(org, api_key, prepared)
                 break
             except OperationalError as exc:
@@ -172,21 +172,29 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored_runs(org: Organization, run_ids: list[UUID]) -> tuple[dict[UUID, dict], set[UUID]]:
+    """This organisation's stored rows of these runs, and the run ids another one uses."""
     columns = ", ".join(RUN_COLUMNS)
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT run_id, org_id, {columns} FROM user_workflow_run WHERE run_id = ANY(%s)",
-            [run_ids],
+            f"SELECT run_id, {columns} FROM user_workflow_run WHERE run_id = ANY(%s)", [run_ids]
         )
         names = [c.name for c in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    foreign = {r["run_id"] for r in rows if r["org_id"] != org.id}
-    stored = {}
-    for r in rows:
-        run_id = r.pop("run_id")
-        r.pop("org_id")
-        stored[run_id] = _decode(r)
-    return stored, foreign
+    stored = {r.pop("run_id"): _decode(r) for r in rows}
+    return stored, _taken_elsewhere(org, [r for r in run_ids if r not in stored])
+
+
+def _taken_elsewhere(org: Organization, run_ids: list[UUID]) -> set[UUID]:
+    """Which of these run ids another organisation uses. Row-level security hides other
+    organisations' rows from this transaction, so this one question is asked across them."""
+    if not run_ids:
+        return set()
+    with scope.all_orgs(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT run_id FROM user_workflow_run WHERE run_id = ANY(%s) AND org_id <> %s",
+            [run_ids, org.id],
+        )
+        return {r[0] for r in cur.fetchall()}
 
 
 def _stored_steps(keys: list[tuple[UUID, int]]) -> dict[tuple[UUID, int], dict]:

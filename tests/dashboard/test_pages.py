@@ -66,6 +66,12 @@ def test_a_bad_range_is_explained(client, member, demo):
     assert "give &#x27;since&#x27; as a date" in html
 
 
+def test_a_custom_range_typed_without_a_zone_is_utc(client, member, demo):
+    response = client.get("/runs/", {"range": "custom", "since": "2020-01-01T00:00"})
+    assert response.status_code == 200
+    assert "Older runs" in response.content.decode()  # everything since 2020, paged
+
+
 def test_runs_explorer_filters_by_context_and_pages(client, member, demo):
     run = WorkflowRun.objects.order_by("-started_at")[3]
     context = json.dumps({"correlation_id": run.context["correlation_id"]})

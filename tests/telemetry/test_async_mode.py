@@ -5,7 +5,6 @@ import copy
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from telemetry.consistency.runner import run_checks
@@ -17,7 +16,7 @@ from telemetry.models import (
     WorkflowTrace,
 )
 from telemetry.outbox import drain_outbox, revive_dead_letters
-from tests.conftest import full_run
+from tests.conftest import CHANGES_SCHEMA, full_run
 from tests.telemetry.helpers import snapshot, wipe
 
 
@@ -28,19 +27,6 @@ def async_mode(settings):
 
 def failing_checks() -> list[str]:
     return [r.check_name for r in run_checks() if r.severity == "error" and not r.passed]
-
-
-def refuse_evil_traces() -> None:
-    with connection.cursor() as cur:
-        cur.execute(
-            "ALTER TABLE workflow_trace ADD CONSTRAINT refuse_evil "
-            "CHECK (workflow_id IS DISTINCT FROM 'evil')"
-        )
-
-
-def allow_evil_traces() -> None:
-    with connection.cursor() as cur:
-        cur.execute("ALTER TABLE workflow_trace DROP CONSTRAINT refuse_evil")
 
 
 def make_due() -> None:
@@ -66,8 +52,10 @@ def test_async_ingest_ends_equal_to_sync_ingest(
     assert failing_checks() == []
 
 
-def test_a_failing_legacy_write_never_fails_ingest_and_is_retried(ingest, async_mode):
-    refuse_evil_traces()
+@CHANGES_SCHEMA
+def test_a_failing_legacy_write_never_fails_ingest_and_is_retried(
+    refuse_evil_traces, tasks_queued_not_run, ingest, async_mode
+):
     run = full_run(workflow_id="evil")
     assert ingest(run).status_code == 200
     assert WorkflowRun.objects.filter(run_id=run["run_id"]).exists()
@@ -77,15 +65,17 @@ def test_a_failing_legacy_write_never_fails_ingest_and_is_retried(ingest, async_
     assert record.attempts == 1 and "refuse_evil" in record.last_error
     assert record.next_attempt_at > timezone.now()  # backing off
     assert drain_outbox().failed == 0  # not due yet: nothing tried
-    allow_evil_traces()
+    refuse_evil_traces(False)
     make_due()
     assert drain_outbox().projected == 1
     assert LegacyOutbox.objects.count() == 0
     assert failing_checks() == []
 
 
-def test_one_poisoned_run_does_not_hold_back_the_others(ingest, async_mode):
-    refuse_evil_traces()
+@CHANGES_SCHEMA
+def test_one_poisoned_run_does_not_hold_back_the_others(
+    refuse_evil_traces, tasks_queued_not_run, ingest, async_mode
+):
     good, bad = full_run(), full_run(workflow_id="evil")
     ingest(good, bad)
     result = drain_outbox()
@@ -96,11 +86,11 @@ def test_one_poisoned_run_does_not_hold_back_the_others(ingest, async_mode):
     ]
 
 
+@CHANGES_SCHEMA
 def test_past_the_retry_limit_a_record_is_a_dead_letter_until_repaired(
-    ingest, settings, async_mode
+    refuse_evil_traces, tasks_queued_not_run, ingest, settings, async_mode
 ):
     settings.LOCKSTEP_OUTBOX_MAX_ATTEMPTS = 3
-    refuse_evil_traces()
     ingest(full_run(workflow_id="evil"))
     for _ in range(3):
         make_due()
@@ -110,7 +100,7 @@ def test_past_the_retry_limit_a_record_is_a_dead_letter_until_repaired(
     make_due()
     assert drain_outbox().failed == 0  # dead letters are not retried by the drain
     assert "outbox_dead_letters" in failing_checks()
-    allow_evil_traces()
+    refuse_evil_traces(False)
     assert revive_dead_letters() == 1
     assert drain_outbox().projected == 1
     assert failing_checks() == []

@@ -8,11 +8,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from telemetry import cutover
 from telemetry.cutover import LEGACY_TABLES
 from telemetry.demo import demo_runs
 from telemetry.ingest.writer import ingest_runs
 from telemetry.models import WorkflowRun
-from tests.conftest import full_run
+from tests.conftest import CHANGES_SCHEMA, full_run
+
+pytestmark = CHANGES_SCHEMA  # the cutover's DDL is the schema owner's, and commits
 
 ORDER = {
     "workflow_trace": "run_id",
@@ -43,6 +46,13 @@ def read_like_an_old_reader() -> dict[str, list]:
             ]
             out[table + " columns"] = names
     return out
+
+
+@pytest.fixture(autouse=True)
+def _tables_restored_afterwards():
+    yield
+    if cutover.cut_over_at():
+        cutover.rollback()
 
 
 @pytest.fixture

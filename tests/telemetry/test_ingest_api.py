@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from telemetry.models import LlmUsageLog, WorkflowRun, WorkflowRunStep, WorkflowTrace
-from tests.conftest import full_run, new_run_id
+from tests.conftest import CHANGES_SCHEMA, full_run, new_run_id
 
 
 def rows_written() -> tuple[int, int, int, int]:
@@ -242,17 +242,15 @@ def test_a_new_run_id_each_time_is_a_new_run(ingest):
     assert WorkflowRun.objects.count() == 2
 
 
-def test_when_the_legacy_write_fails_the_consolidated_rows_roll_back_too(ingest):
+@CHANGES_SCHEMA
+def test_when_the_legacy_write_fails_the_consolidated_rows_roll_back_too(
+    ingest, refuse_evil_traces
+):
     """sync mode: the consolidated rows and their projection commit together or not at all."""
-    from django.db import connection
-
+    refuse_evil_traces(False)
     kept = full_run()
     assert ingest(kept).status_code == 200
-    with connection.cursor() as cur:
-        cur.execute(
-            "ALTER TABLE workflow_trace ADD CONSTRAINT refuse_evil "
-            "CHECK (workflow_id IS DISTINCT FROM 'evil')"
-        )
+    refuse_evil_traces(True)
     before = rows_written()
     response = ingest(full_run(workflow_id="evil"), full_run())
     assert response.status_code == 503

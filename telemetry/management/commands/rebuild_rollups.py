@@ -3,6 +3,7 @@ from django.db import connection, transaction
 from tqdm import tqdm
 
 from telemetry.rollups import recompute_rollups
+from telemetry.scope import all_orgs
 
 
 class Command(BaseCommand):
@@ -11,6 +12,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--since", help="only hours from this date on, e.g. 2025-01-14")
 
+    @all_orgs()
     def handle(self, since, **options):
         with connection.cursor() as cur:
             cur.execute(
