@@ -16,4 +16,6 @@ urlpatterns = [
     path("consistency/repair/<str:name>/", views.repair_confirm, name="consistency-repair-confirm"),
     path("consistency/repair/<str:name>/do/", views.repair, name="consistency-repair"),
     path("consistency/outbox/revive/", views.revive_outbox, name="outbox-revive"),
+    path("cutover/", views.cutover_readiness, name="cutover"),
+    path("cutover/check/", views.cutover_check, name="cutover-check"),
 ]

@@ -16,13 +16,18 @@ from dashboard.filters import DIMENSIONS, parse_filters
 from dashboard.forms import WebhookForm
 from dashboard.scoping import org_required
 from dashboard.templatetags.lockstep import change
+from telemetry import cutover
 from telemetry import selectors as telemetry_selectors
 from telemetry.consistency.checks import BY_NAME
 from telemetry.consistency.runner import offender_ids, run_checks
 from telemetry.models import WebhookSubscription
 from telemetry.outbox import revive_dead_letters
 from telemetry.scope import all_orgs
-from telemetry.tasks import drain_legacy_outbox, repair_consistency_check
+from telemetry.tasks import (
+    check_all_consistency,
+    drain_legacy_outbox,
+    repair_consistency_check,
+)
 
 
 def operators_only(view):
@@ -110,6 +115,32 @@ def revive_outbox(request):
     drain_legacy_outbox.delay()
     messages.success(request, f"{revived} dead letter(s) queued again for the legacy tables.")
     return redirect("consistency")
+
+
+@operators_only
+def cutover_readiness(request):
+    state = cutover.readiness(check_now=False)
+    return render(
+        request,
+        "dashboard/cutover.html",
+        {
+            "nav": "cutover",
+            "state": state,
+            "reads": [(t, state.reads.get(t, 0)) for t in cutover.LEGACY_TABLES],
+        },
+    )
+
+
+@operators_only
+@require_POST
+def cutover_check(request):
+    check_all_consistency.delay()
+    messages.success(
+        request,
+        "Checking the whole history; this page shows the result when it is done "
+        "(with a worker, reload in a minute).",
+    )
+    return redirect("cutover")
 
 
 RANGE_CHOICES = [

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from telemetry.consistency.repair import reproject_runs
 from telemetry.db_roles import OWNER_DB
-from telemetry.models import CutoverState
+from telemetry.models import CheckResult, CutoverState
 from telemetry.projection import MESSAGE_TIME, USAGE_TIME
 from telemetry.scope import all_orgs
 
@@ -287,6 +287,7 @@ def _view_sql(cur, table: str) -> str:
 @dataclass
 class Readiness:
     failing_checks: list[str] = field(default_factory=list)
+    checked_at: datetime | None = None  # when the whole history was last checked
     outbox_pending: int = 0
     traces_not_backfilled: int = 0
     reads: dict[str, int] = field(default_factory=dict)
@@ -294,7 +295,7 @@ class Readiness:
 
     @property
     def ready(self) -> bool:
-        return not (
+        return self.checked_at is not None and not (
             self.failing_checks
             or self.outbox_pending
             or self.traces_not_backfilled
@@ -306,16 +307,26 @@ def cut_over_at() -> datetime | None:
     return CutoverState.objects.values_list("cut_over_at", flat=True).first()
 
 
-def readiness() -> Readiness:
+@all_orgs()
+def readiness(check_now: bool = True) -> Readiness:
+    """What stands between the legacy tables and their retirement. `check_now` runs every
+    check over the whole history; otherwise the last whole-history results count."""
     from telemetry.consistency.runner import run_checks
 
     state = Readiness(cut_over_at=cut_over_at())
     if state.cut_over_at:
         return state
-    state.failing_checks = [
-        r.check_name for r in run_checks() if r.severity == "error" and not r.passed
-    ]
-    with all_orgs(), connection.cursor() as cur:
+    if check_now:
+        results = run_checks()
+    else:
+        results = list(
+            CheckResult.objects.filter(window_start__isnull=True)
+            .order_by("check_name", "-checked_at")
+            .distinct("check_name")
+        )
+    state.checked_at = max((r.checked_at for r in results), default=None)
+    state.failing_checks = [r.check_name for r in results if r.severity == "error" and not r.passed]
+    with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM legacy_outbox")
         state.outbox_pending = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM workflow_trace WHERE run_id IS NULL")

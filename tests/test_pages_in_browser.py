@@ -127,6 +127,8 @@ def test_operators_read_the_consistency_page(browser_page, live_server, org, ing
     page.wait_for_load_state("networkidle")
     assert page.locator(".badge.bad").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "consistency-repaired.png"), full_page=True)
+    visit(page, f"{live_server.url}/cutover/", "cutover")
+    assert "Who still reads the legacy tables" in page.content()
 
 
 def test_every_dashboard_page_renders_its_charts(browser_page, live_server, org):

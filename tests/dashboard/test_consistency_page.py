@@ -105,3 +105,26 @@ def test_dead_letters_are_shown_and_can_be_retried(client, operator, ingest):
     response = client.post("/consistency/outbox/revive/", follow=True)
     assert "1 dead letter(s) queued again" in response.content.decode()
     assert not LegacyOutbox.objects.exists()  # drained in-process (no broker in tests)
+
+
+def test_the_cutover_page_says_what_stands_in_the_way(client, operator, broken_run):
+    html = client.get("/cutover/").content.decode()
+    assert "Not ready" in html and "No whole-history check has run" in html
+    assert "workflow_trace_retired" in html  # what will change, table by table
+    response = client.post("/cutover/check/", follow=True)  # runs in-process without a worker
+    html = response.content.decode()
+    assert "Checking the whole history" in html
+    assert "status_timing_parity" in html and "Not ready" in html
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE workflow_trace SET status = 'completed' WHERE run_id = %s", [broken_run]
+        )
+    run_checks()
+    assert "Ready" in client.get("/cutover/").content.decode().replace("Not ready", "")
+
+
+def test_the_cutover_page_is_for_operators_only(client, db):
+    user = get_user_model().objects.create_user("ana", password="pw-123456")
+    client.force_login(user)
+    assert client.get("/cutover/").status_code == 403
+    assert client.post("/cutover/check/").status_code == 403
