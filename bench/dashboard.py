@@ -64,10 +64,13 @@ def main() -> None:
     from django.test import Client
 
     from telemetry.models import Membership, Organization, PeopleRollup
+    from telemetry.scope import all_orgs
 
     settings.ALLOWED_HOSTS = ["*"]
     org = Organization.objects.get(slug="bench")
-    if not PeopleRollup.objects.filter(org_id=org.id).exists():
+    with all_orgs():
+        built = PeopleRollup.objects.filter(org_id=org.id).exists()
+    if not built:
         call_command("rebuild_rollups")
     user, _ = get_user_model().objects.get_or_create(username="bench-viewer")
     Membership.objects.get_or_create(user=user, org=org)
