@@ -87,12 +87,11 @@ def main() -> None:
     from django.utils import timezone
     from tqdm import tqdm
 
-    from telemetry.db_roles import OWNER_DB
-    from telemetry.scope import all_orgs
-
     from telemetry.consistency.runner import run_checks
+    from telemetry.db_roles import OWNER_DB
     from telemetry.models import Organization, WorkflowRun
     from telemetry.projection import project_runs
+    from telemetry.scope import all_orgs
 
     call_command("migrate", verbosity=0)
     # The history is made by the schema owner (bulk SQL, TRUNCATE, VACUUM); the checks run as
