@@ -5,7 +5,7 @@ from functools import wraps
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 
-from telemetry.scope import all_orgs
+from telemetry.scope import all_orgs, render_now
 
 
 class OperatorsAdminSite(admin.AdminSite):
@@ -22,10 +22,7 @@ class OperatorsAdminSite(admin.AdminSite):
             if not self.has_permission(request):
                 return guarded(request, *args, **kwargs)  # the login redirect
             with all_orgs():
-                response = guarded(request, *args, **kwargs)
-                if callable(getattr(response, "render", None)) and not response.is_rendered:
-                    response.render()
-            return response
+                return render_now(guarded(request, *args, **kwargs))
 
         return across_orgs
 

@@ -119,6 +119,13 @@ def _restoring(always: bool = False) -> Iterator[None]:
             _set(role, org)
 
 
+def render_now(response):
+    """Render a lazy (template) response while the scope that read its rows still holds."""
+    if callable(getattr(response, "render", None)) and not response.is_rendered:
+        response.render()
+    return response
+
+
 class RequestScopeMiddleware:
     """Each request is one transaction that sees no organisation's rows until its API key or
     login picks one; lazy responses render inside it. A server error rolls it back."""
@@ -128,9 +135,7 @@ class RequestScopeMiddleware:
 
     def __call__(self, request):
         with no_org():
-            response = self.get_response(request)
-            if callable(getattr(response, "render", None)) and not response.is_rendered:
-                response.render()
+            response = render_now(self.get_response(request))
             if response.status_code >= 500:
                 transaction.set_rollback(True)
         return response
